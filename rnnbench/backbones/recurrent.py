@@ -1,0 +1,412 @@
+"""RecurrentBackbone: depth, direction and inter-layer dropout around any registered cell."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnbench.cells import RNNCell, get_cell
+
+State = tuple[torch.Tensor, ...]
+IMPLS = ("auto", "fused", "reference", "compiled")
+
+_TORCH_MODES = {"rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM", "gru": "GRU"}
+_VF_FUNCS = {
+    "RNN_TANH": torch._VF.rnn_tanh,
+    "RNN_RELU": torch._VF.rnn_relu,
+    "LSTM": torch._VF.lstm,
+    "GRU": torch._VF.gru,
+}
+
+
+class RecurrentBackbone(nn.Module):
+    """A stack of recurrent layers built from any registered cell.
+
+    Layer ``l``, direction ``d`` is ``self.cells[l * num_directions + d]``, torch.nn's order,
+    so states and weights line up with ``torch.nn.RNN/LSTM/GRU``.
+
+    Args:
+        cell: Registry name (``"lstm"``, ``"gru"``, ``"rnn_tanh"``, a plugin's name) or an
+            ``RNNCell`` subclass.
+        input_size: Features per input step ``I``.
+        hidden_size: Units per layer and direction ``H``.
+        num_layers: Stacked layers; layer ``l > 0`` reads layer ``l - 1``'s output.
+        bidirectional: Add a reversed-time direction to every layer; outputs concatenate.
+        dropout: Dropout on the outputs of every layer but the last (torch.nn semantics).
+        impl: ``"fused"`` (torch.nn / cuDNN kernels; built-in cells only), ``"reference"``
+            (the cell's per-step ``forward`` in a Python loop), ``"compiled"`` (the reference
+            loop under ``torch.compile``; falls back to reference with one warning where
+            compile is unavailable) or ``"auto"`` (fused when the cell has a fused kernel, else
+            the cell's ``forward_sequence`` hook when it has one, else reference).
+        **cell_kwargs: Passed to the cell's constructor.
+    """
+
+    def __init__(
+        self,
+        cell: str | type[RNNCell] = "lstm",
+        input_size: int = 1,
+        hidden_size: int = 1,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        impl: str = "auto",
+        **cell_kwargs,
+    ) -> None:
+        super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if int(num_layers) < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.cell_cls = get_cell(cell)
+        self.cell_name = cell if isinstance(cell, str) else self.cell_cls.__name__
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.dropout = float(dropout)
+        self.cell_kwargs = dict(cell_kwargs)
+        self.state_size = self.cell_cls.state_size
+        fused_mode = self.cell_cls.fused_mode
+        if impl == "fused" and fused_mode is None:
+            raise ValueError(
+                f"cell {self.cell_name!r} has no fused kernel; use impl='reference', "
+                "'compiled' or 'auto'"
+            )
+        self.impl = impl
+        self.cells = nn.ModuleList(
+            self.cell_cls(
+                self.input_size if layer == 0 else self.hidden_size * self.num_directions,
+                self.hidden_size,
+                **cell_kwargs,
+            )
+            for layer in range(self.num_layers)
+            for _ in range(self.num_directions)
+        )
+        self._compiled = None
+        self._compile_failed = False
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def output_size(self) -> int:
+        """Features per output step: ``hidden_size * num_directions``."""
+        return self.hidden_size * self.num_directions
+
+    @property
+    def effective_impl(self) -> str:
+        """The path ``forward`` takes: ``fused``, ``sequence``, ``reference`` or ``compiled``."""
+        if self.impl == "fused" or (self.impl == "auto" and self.cell_cls.fused_mode):
+            return "fused"
+        if self.impl == "compiled":
+            return "reference" if self._compile_failed else "compiled"
+        if self.impl == "auto" and hasattr(self.cell_cls, "forward_sequence"):
+            return "sequence"
+        return "reference"
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Number of parameters (trainable ones by default)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def init_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """Zero state: ``state_size`` tensors of ``(num_layers * num_directions, B, H)``."""
+        ref = next(self.parameters())
+        return tuple(
+            torch.zeros(
+                self.num_layers * self.num_directions,
+                batch_size,
+                self.hidden_size,
+                device=device or ref.device,
+                dtype=dtype or ref.dtype,
+            )
+            for _ in range(self.state_size)
+        )
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: State | torch.Tensor | None = None,
+        *,
+        lengths: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, State]:
+        """Runs the stack over a batch-first window.
+
+        Args:
+            x: Inputs ``(B, T, I)``.
+            state: ``None`` (zeros) or a tuple of ``state_size`` tensors, each
+                ``(num_layers * num_directions, B, H)``; a bare tensor is accepted for
+                single-tensor states.
+            lengths: Optional ``(B,)`` valid lengths of right-padded sequences. Outputs past a
+                sequence's length are zero and its final state is the state at its last
+                valid step; the reverse direction starts at each sequence's own end.
+            reset: Optional ``(B, T)`` bool mask: the state of row b is zeroed just before
+                step t where ``reset[b, t]`` (document boundaries in a continuous stream).
+                Unidirectional backbones only.
+
+        Returns:
+            ``(y, state)``: outputs ``(B, T, H * num_directions)`` and the final state tuple.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"expected batch-first input (B, T, I), got shape {tuple(x.shape)}")
+        if x.size(-1) != self.input_size:
+            raise ValueError(f"expected {self.input_size} input features, got {x.size(-1)}")
+        batch = x.size(0)
+        if state is None:
+            state = self.init_state(batch, x.device, x.dtype)
+        elif isinstance(state, torch.Tensor):
+            state = (state,)
+        state = tuple(state)
+        if len(state) != self.state_size:
+            raise ValueError(
+                f"cell {self.cell_name!r} carries {self.state_size} state tensor(s), "
+                f"got {len(state)}"
+            )
+        if reset is not None:
+            return self._forward_with_reset(x, state, reset, lengths)
+        return self._forward(x, state, lengths)
+
+    def _forward(
+        self, x: torch.Tensor, state: State, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, State]:
+        path = self.effective_impl
+        if path == "fused":
+            return self._forward_fused(x, state, lengths)
+        if path == "compiled":
+            return self._forward_compiled(x, state, lengths)
+        return self._forward_reference(x, state, lengths, use_sequence=path == "sequence")
+
+    def _forward_with_reset(
+        self,
+        x: torch.Tensor,
+        state: State,
+        reset: torch.Tensor,
+        lengths: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, State]:
+        if self.bidirectional:
+            raise ValueError("reset masks (document boundaries) need a unidirectional backbone")
+        if reset.shape != x.shape[:2]:
+            raise ValueError(f"reset mask must be (B, T) = {tuple(x.shape[:2])}")
+        # Split the window at every column where some row starts a new document; zero those
+        # rows' state there. One host sync per window: only used where boundaries are marked.
+        cols = torch.nonzero(reset.any(dim=0)).flatten().tolist()
+        bounds = sorted(set([0, *cols, x.size(1)]))
+        outs = []
+        for t0, t1 in zip(bounds[:-1], bounds[1:]):
+            keep = (~reset[:, t0]).to(x.dtype)[None, :, None]  # (1, B, 1)
+            state = tuple(s * keep for s in state)
+            seg_len = None
+            if lengths is not None:
+                seg_len = (lengths - t0).clamp(0, t1 - t0)
+            y, state = self._forward(x[:, t0:t1], state, seg_len)
+            outs.append(y)
+        return torch.cat(outs, dim=1), state
+
+    # -- fused: torch.nn's kernels (cuDNN on GPU) over the cells' own parameters
+    def _flat_weights(self) -> list[torch.Tensor]:
+        weights = []
+        for cell in self.cells:
+            weights += [cell.weight_ih, cell.weight_hh]
+            if cell.bias_ih is not None:
+                weights += [cell.bias_ih, cell.bias_hh]
+        return weights
+
+    def _forward_fused(
+        self, x: torch.Tensor, state: State, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, State]:
+        mode = self.cell_cls.fused_mode
+        func = _VF_FUNCS[mode]
+        hx = state if mode == "LSTM" else state[0]
+        has_bias = self.cells[0].bias_ih is not None
+        args = (self._flat_weights(), has_bias, self.num_layers, self.dropout, self.training)
+        if lengths is None:
+            out = func(x, hx, *args, self.bidirectional, True)
+            y, new_state = out[0], tuple(out[1:])
+            return y, new_state
+        packed = pack_padded_sequence(
+            x, lengths.detach().cpu(), batch_first=True, enforce_sorted=False
+        )
+        order, unorder = packed.sorted_indices, packed.unsorted_indices
+        hx = tuple(s.index_select(1, order) for s in state)
+        out = func(
+            packed.data,
+            packed.batch_sizes,
+            hx if mode == "LSTM" else hx[0],
+            *args,
+            self.bidirectional,
+        )
+        packed_y = torch.nn.utils.rnn.PackedSequence(out[0], packed.batch_sizes, order, unorder)
+        y, _ = pad_packed_sequence(packed_y, batch_first=True, total_length=x.size(1))
+        return y, tuple(s.index_select(1, unorder) for s in out[1:])
+
+    # -- reference: the cells' per-step forward in a loop (or their forward_sequence hook)
+    def _forward_reference(
+        self,
+        x: torch.Tensor,
+        state: State,
+        lengths: torch.Tensor | None,
+        use_sequence: bool = False,
+    ) -> tuple[torch.Tensor, State]:
+        nd = self.num_directions
+        steps = x.size(1)
+        mask = None
+        rev_index = None
+        if lengths is not None:
+            t = torch.arange(steps, device=x.device)
+            lengths = lengths.to(x.device)
+            mask = (t[None, :] < lengths[:, None]).to(x.dtype)  # (B, T)
+            if nd == 2:
+                # Reverse each row within its own length; padding stays in place.
+                rev = lengths[:, None] - 1 - t[None, :]
+                rev_index = torch.where(rev >= 0, rev, t[None, :])  # (B, T)
+        final: list[list[torch.Tensor]] = [[] for _ in range(self.state_size)]
+        inp = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(nd):
+                k = layer * nd + d
+                s = tuple(s_[k] for s_ in state)
+                seq = inp
+                if d == 1:
+                    seq = _reverse(inp, rev_index)
+                y, s = self._run_cell(self.cells[k], seq, s, mask, use_sequence)
+                if d == 1:
+                    y = _reverse(y, rev_index)
+                outs.append(y)
+                for i, s_i in enumerate(s):
+                    final[i].append(s_i)
+            inp = outs[0] if nd == 1 else torch.cat(outs, dim=-1)  # (B, T, H * nd)
+            if self.dropout > 0 and layer < self.num_layers - 1:
+                inp = F.dropout(inp, self.dropout, self.training)
+        return inp, tuple(torch.stack(f, dim=0) for f in final)
+
+    @staticmethod
+    def _run_cell(
+        cell: RNNCell,
+        x: torch.Tensor,
+        state: State,
+        mask: torch.Tensor | None,
+        use_sequence: bool,
+    ) -> tuple[torch.Tensor, State]:
+        if use_sequence and mask is None:
+            return cell.forward_sequence(x, state)
+        outs = []
+        for t in range(x.size(1)):
+            h, new_state = cell(x[:, t], state)  # (B, H)
+            if mask is not None:
+                m = mask[:, t, None]  # (B, 1)
+                new_state = tuple(m * n + (1 - m) * o for n, o in zip(new_state, state))
+                h = h * m
+            state = tuple(new_state)
+            outs.append(h)
+        return torch.stack(outs, dim=1), state  # (B, T, H)
+
+    # -- compiled: the reference loop under torch.compile
+    def _forward_compiled(
+        self, x: torch.Tensor, state: State, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, State]:
+        if self._compiled is None:
+            self._compiled = torch.compile(self._forward_reference, dynamic=False)
+        try:
+            return self._compiled(x, state, lengths)
+        except Exception as err:  # noqa: BLE001 - any backend failure falls back
+            self._compile_failed = True
+            warnings.warn(
+                f"torch.compile is unavailable here ({type(err).__name__}: {err}); "
+                "RecurrentBackbone falls back to impl='reference'",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return self._forward_reference(x, state, lengths)
+
+    # ----------------------------------------------------------------- torch.nn interop
+    @classmethod
+    def from_torch(cls, module: nn.RNNBase, impl: str = "auto") -> RecurrentBackbone:
+        """Builds a backbone with the same weights as a ``torch.nn.RNN/LSTM/GRU``."""
+        if isinstance(module, nn.LSTM):
+            if module.proj_size:
+                raise ValueError("LSTM with proj_size > 0 has no rnnbench equivalent")
+            name = "lstm"
+        elif isinstance(module, nn.GRU):
+            name = "gru"
+        elif isinstance(module, nn.RNN):
+            name = "rnn_relu" if module.nonlinearity == "relu" else "rnn_tanh"
+        else:
+            raise TypeError(f"from_torch needs torch.nn.RNN/LSTM/GRU, got {type(module).__name__}")
+        bb = cls(
+            name,
+            module.input_size,
+            module.hidden_size,
+            num_layers=module.num_layers,
+            bidirectional=module.bidirectional,
+            dropout=module.dropout,
+            impl=impl,
+            bias=module.bias,
+        )
+        ref = next(module.parameters())
+        bb.to(device=ref.device, dtype=ref.dtype)
+        with torch.no_grad():
+            for k, cell in enumerate(bb.cells):
+                for pname, value in _torch_params(module, k, bb.num_directions):
+                    getattr(cell, pname).copy_(value)
+        bb.train(module.training)
+        return bb
+
+    def to_torch(self) -> nn.RNNBase:
+        """Returns a batch-first ``torch.nn.RNN/LSTM/GRU`` with this backbone's weights."""
+        mode = self.cell_cls.fused_mode
+        if mode is None:
+            raise ValueError(f"cell {self.cell_name!r} has no torch.nn equivalent")
+        kw = dict(
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bias=self.cells[0].bias_ih is not None,
+            batch_first=True,
+            dropout=self.dropout,
+            bidirectional=self.bidirectional,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dropout with one layer
+            if mode == "LSTM":
+                module = nn.LSTM(**kw)
+            elif mode == "GRU":
+                module = nn.GRU(**kw)
+            else:
+                module = nn.RNN(nonlinearity=mode.split("_")[1].lower(), **kw)
+        ref = next(self.parameters())
+        module.to(device=ref.device, dtype=ref.dtype)
+        with torch.no_grad():
+            for k, cell in enumerate(self.cells):
+                for pname, target in _torch_params(module, k, self.num_directions):
+                    target.copy_(getattr(cell, pname))
+        module.train(self.training)
+        return module
+
+    def extra_repr(self) -> str:
+        return (
+            f"cell={self.cell_name!r}, impl={self.impl!r}, layers={self.num_layers}, "
+            f"bidirectional={self.bidirectional}, dropout={self.dropout}"
+        )
+
+
+def _torch_params(module: nn.RNNBase, k: int, nd: int) -> Sequence[tuple[str, torch.Tensor]]:
+    layer, d = divmod(k, nd)
+    sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
+    return [(n, getattr(module, n + sfx)) for n in names]
+
+
+def _reverse(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:
+    if rev_index is None:
+        return x.flip(1)
+    return x.gather(1, rev_index[:, :, None].expand_as(x))

@@ -1,0 +1,129 @@
+"""The ``rnnbench`` command: cells, fit, study run/worker, report, bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+
+class CLIError(Exception):
+    """A user error: printed as one paragraph, exit code 2, no traceback."""
+
+
+def _cmd_cells(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnnbench.cells.listing import cell_rows
+
+    rows = cell_rows(input_size=args.input_size, hidden_size=args.hidden_size)
+    table = Table(title=f"Registered cells (parameters at input {args.input_size}, "
+                  f"hidden {args.hidden_size}, one layer and direction)")
+    for col, kw in (("name", {}), ("source", {}), ("state", {"justify": "right"}),
+                    ("parameters", {"justify": "right"}), ("impls", {}), ("status", {})):
+        table.add_column(col, **kw)
+    for row in rows:
+        if row.get("error"):
+            table.add_row(row["name"], row["source"], "-", "-", "-",
+                          f"[red]broken: {row['error']}[/red]")
+        else:
+            table.add_row(row["name"], row["source"], str(row["state_size"]),
+                          f"{row['parameters']:,}", ", ".join(row["impls"]), "ok")
+    Console(width=max(120, Console().width), soft_wrap=True).print(table)
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from rnnbench.experiment import ConfigError, load_config, run
+
+    loggers = []
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if args.wandb:
+            cfg["logging"]["wandb"] = cfg["logging"].get("wandb") or True
+        if cfg["logging"].get("wandb"):
+            from rnnbench.studies.tracking import make_wandb_logger
+
+            loggers.append(make_wandb_logger(cfg, job_type="fit"))
+        result = run(cfg, loggers=loggers, resume=args.resume, test=not args.no_test)
+    except (ConfigError, ValueError, KeyError, FileNotFoundError) as err:
+        raise CLIError(str(err).strip('"')) from None
+    finally:
+        if loggers:
+            import wandb
+
+            wandb.finish()  # a later run in this process must not land in this one
+    _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run finished in {result.wall_time_s:.1f} s "
+                  f"({result.num_parameters:,} parameters, hidden {result.hidden_size})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(result.metrics):
+        if key.startswith(("val/", "test/")):
+            table.add_row(key, f"{result.metrics[key]:.4f}")
+    console = Console()
+    console.print(table)
+    console.print(f"logs and checkpoints: {result.run_dir}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnbench",
+        description="Fair, reproducible comparisons of recurrent networks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("cells", help="list registered cells (built-in, contrib, plugins)")
+    p.add_argument("--input-size", type=int, default=64, help="reference input size")
+    p.add_argument("--hidden-size", type=int, default=128, help="reference hidden size")
+    p.set_defaults(func=_cmd_cells)
+
+    p = sub.add_parser(
+        "fit",
+        help="train (and test) one model from a YAML config",
+        description="Train one model. CONFIG is a YAML file (see configs/experiment/); "
+        "overrides look like model.hidden_size=650 optim.lr=0.5.",
+    )
+    p.add_argument("config", help="experiment YAML, e.g. configs/experiment/zaremba_small.yaml")
+    p.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest run of this config from its last checkpoint")
+    p.add_argument("--no-test", action="store_true", help="skip the test split after fitting")
+    p.add_argument("--wandb", action="store_true",
+                   help="log to Weights & Biases (offline unless you are logged in)")
+    p.set_defaults(func=_cmd_fit)
+
+    for name in ("rnnbench.studies.cli", "rnnbench.report.cli", "rnnbench.bench.cli"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.add_parsers(sub, CLIError)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rnnbench`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as err:
+        print(f"rnnbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rnnbench {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,338 @@
+"""One training run from a config: compose YAML, build data + module + trainer, fit, test."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECTIONS = ("data", "model", "optim", "trainer", "logging", "checkpoint", "task")
+TOP_LEVEL = (*SECTIONS, "seed", "name", "defaults", "description", "study")
+MODEL_KEYS = {
+    "cell", "hidden_size", "num_layers", "bidirectional", "dropout", "impl", "cell_kwargs",
+    "init", "tbptt", "param_budget",
+}
+OPTIM_KEYS = {"optimizer", "lr", "momentum", "weight_decay", "clip", "scheduler"}
+TASK_KEYS_FROM_MODEL = {"tie_weights", "embedding_dropout", "embedding_size"}
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "data": {"dataset": "ptb"},
+    "model": {"cell": "lstm", "hidden_size": 200, "num_layers": 1},
+    "optim": {"optimizer": "sgd", "lr": 1.0, "clip": 5.0},
+    "trainer": {"max_epochs": 1, "accelerator": "auto", "devices": 1},
+    "logging": {"dir": "runs", "csv": True, "tensorboard": False, "wandb": False,
+                "progress_bar": True},
+    "checkpoint": {"enabled": True, "every_n_train_steps": None},
+    "task": {},
+}
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message says what to fix."""
+
+
+# ---------------------------------------------------------------- config composition
+def config_root() -> Path:
+    """The ``configs/`` folder of this checkout (or the one next to the working directory)."""
+    here = Path(__file__).resolve().parent.parent / "configs"
+    return here if here.is_dir() else Path.cwd() / "configs"
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merges ``over`` into a copy of ``base`` (``over`` wins)."""
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"model.hidden_size=650"`` -> ``{"model": {"hidden_size": 650}}`` (YAML-typed value)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    root: Path | None = None,
+) -> dict[str, Any]:
+    """Composes a run config: built-in defaults < ``defaults:`` groups < file < overrides.
+
+    A file may name config groups to start from, one concern per file::
+
+        defaults: {model: lstm_small, data: ptb, trainer: cpu}
+
+    which reads ``configs/model/lstm_small.yaml`` into ``model:`` and so on.
+
+    Raises:
+        ConfigError: Missing file, bad YAML, unknown section or group file.
+    """
+    root = root or config_root()
+    cfg = copy.deepcopy(DEFAULTS)
+    file_cfg: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        file_cfg = _read_yaml(path)
+        cfg["name"] = path.stem
+    for group, name in (file_cfg.get("defaults") or {}).items():
+        if group not in SECTIONS:
+            raise ConfigError(f"defaults names unknown group {group!r}; groups: {SECTIONS}")
+        group_file = root / group / f"{name}.yaml"
+        if not group_file.exists():
+            known = sorted(p.stem for p in (root / group).glob("*.yaml"))
+            raise ConfigError(
+                f"defaults: {group}: {name} has no file {group_file}; "
+                f"known {group} configs: {', '.join(known) or 'none'}"
+            )
+        cfg[group] = deep_merge(cfg.get(group, {}), _read_yaml(group_file))
+    file_cfg = {k: v for k, v in file_cfg.items() if k != "defaults"}
+    cfg = deep_merge(cfg, file_cfg)
+    for text in overrides:
+        cfg = deep_merge(cfg, parse_override(text))
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    """Raises :class:`ConfigError` for unknown keys and malformed values."""
+    unknown = set(cfg) - set(TOP_LEVEL)
+    if unknown:
+        raise ConfigError(
+            f"unknown top-level config key(s) {sorted(unknown)}; allowed: {', '.join(TOP_LEVEL)}"
+        )
+    for section in SECTIONS:
+        if not isinstance(cfg.get(section, {}), dict):
+            raise ConfigError(f"config section {section!r} must be a mapping")
+    bad = set(cfg["model"]) - MODEL_KEYS - TASK_KEYS_FROM_MODEL
+    if bad:
+        raise ConfigError(
+            f"unknown model option(s) {sorted(bad)}; allowed: "
+            f"{', '.join(sorted(MODEL_KEYS | TASK_KEYS_FROM_MODEL))}"
+        )
+    bad = set(cfg["optim"]) - OPTIM_KEYS
+    if bad:
+        raise ConfigError(
+            f"unknown optim option(s) {sorted(bad)}; allowed: {', '.join(sorted(OPTIM_KEYS))}"
+        )
+    for key in ("batch_size", "bptt", "eval_batch_size"):
+        value = cfg["data"].get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value <= 0):
+            raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
+
+
+# ---------------------------------------------------------------- building
+def build(cfg: dict[str, Any]):
+    """Builds ``(module, datamodule, bundle)`` from a composed config."""
+    import lightning as L
+
+    from rnnbench.data.catalog import build_data
+    from rnnbench.module import RNNModule
+
+    L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    bundle = build_data(cfg["data"], seed=int(cfg.get("seed", 0)))
+    model = dict(cfg["model"])
+    task_kwargs = {**bundle.task_kwargs, **cfg.get("task", {})}
+    if "tie_weights" in model:
+        task_kwargs["tie_weights"] = model.pop("tie_weights")
+    if "embedding_dropout" in model:
+        task_kwargs["dropout"] = model.pop("embedding_dropout")
+    if "embedding_size" in model:
+        task_kwargs["embedding_size"] = model.pop("embedding_size")
+    budget = model.pop("param_budget", None)
+    if budget:
+        from rnnbench.sizing import hidden_for_budget
+
+        model["hidden_size"] = hidden_for_budget(
+            int(budget), bundle.task, task_kwargs,
+            {k: v for k, v in model.items() if k != "hidden_size"},
+        )
+    module = RNNModule(task=bundle.task, task_kwargs=task_kwargs, **model, **cfg["optim"])
+    return module, bundle.datamodule, bundle
+
+
+@dataclass
+class RunResult:
+    """What a run produced: final metrics, size, time and where its files are."""
+
+    metrics: dict[str, float]
+    num_parameters: int
+    hidden_size: int
+    wall_time_s: float
+    run_dir: str | None
+    best_checkpoint: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    monitor: str = ""
+    mode: str = "min"
+
+
+def _next_version(base: Path) -> Path:
+    k = 0
+    while (base / f"version_{k}").exists():
+        k += 1
+    return base / f"version_{k}"
+
+
+def latest_run_dir(base: Path) -> Path | None:
+    """The newest ``version_k`` folder under ``base`` that holds ``checkpoints/last.ckpt``."""
+    versions = sorted(
+        (p for p in base.glob("version_*") if (p / "checkpoints" / "last.ckpt").exists()),
+        key=lambda p: int(p.name.split("_")[1]),
+    )
+    return versions[-1] if versions else None
+
+
+def trainer_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Lightning Trainer arguments from ``cfg['trainer']`` plus the framework's fixed ones."""
+    kw = dict(cfg["trainer"])
+    if "gradient_clip_val" in kw:
+        raise ConfigError("set gradient clipping with optim.clip, not trainer.gradient_clip_val")
+    kw.setdefault("enable_model_summary", False)
+    kw["enable_progress_bar"] = bool(cfg["logging"].get("progress_bar", True))
+    # Streams are laid out per rank by the data module; a DistributedSampler would shuffle.
+    kw["use_distributed_sampler"] = False
+    return kw
+
+
+def run(
+    cfg: dict[str, Any],
+    *,
+    callbacks: Sequence[Any] = (),
+    loggers: Sequence[Any] = (),
+    resume: bool = False,
+    test: bool = True,
+    run_dir: str | Path | None = None,
+) -> RunResult:
+    """Trains (and tests) one model as ``cfg`` says; returns its metrics.
+
+    Args:
+        cfg: Composed config (see :func:`load_config`).
+        callbacks: Extra Lightning callbacks (e.g. a pruning callback).
+        loggers: Extra Lightning loggers (e.g. W&B); CSV/TensorBoard come from the config.
+        resume: Continue the newest run of this config from its ``last.ckpt``.
+        test: Evaluate the best checkpoint on the test split after fitting.
+        run_dir: Where to write logs and checkpoints (default
+            ``{logging.dir}/{name}/version_k``).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    log = cfg["logging"]
+    base = Path(log.get("dir", "runs")) / str(cfg.get("name") or "run")
+    ckpt_path = None
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if resume and (run_dir / "checkpoints" / "last.ckpt").exists():
+            ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    elif resume:
+        run_dir = latest_run_dir(base)
+        if run_dir is None:
+            raise ConfigError(f"--resume: no run of {base} has checkpoints/last.ckpt to resume")
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    else:
+        run_dir = _next_version(base)
+    _check_writable(run_dir)
+    module, datamodule, bundle = build(cfg)
+    all_loggers = list(loggers)
+    if log.get("csv", True):
+        all_loggers.append(CSVLogger(str(run_dir), name="", version=""))
+    if log.get("tensorboard", False):
+        all_loggers.append(TensorBoardLogger(str(run_dir), name="tb", version=""))
+    cbs = list(callbacks)
+    ckpt_cfg = cfg.get("checkpoint", {})
+    ckpt_cb = None
+    if ckpt_cfg.get("enabled", True):
+        ckpt_cb = ModelCheckpoint(
+            dirpath=str(run_dir / "checkpoints"),
+            monitor=module.monitor,
+            mode=module.monitor_mode,
+            save_last=True,
+            save_top_k=1,
+            every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
+            filename="best",
+        )
+        cbs.append(ckpt_cb)
+    trainer = L.Trainer(
+        **trainer_kwargs(cfg),
+        callbacks=cbs,
+        logger=all_loggers or False,
+        enable_checkpointing=ckpt_cb is not None,
+        default_root_dir=str(run_dir),
+    )
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _scalar(v)}
+    if test and datamodule.test_dataloader():
+        best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
+        out = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        for row in out:
+            metrics.update({k: float(v) for k, v in row.items()})
+    wall = time.perf_counter() - t0
+    return RunResult(
+        metrics=metrics,
+        num_parameters=module.num_parameters(),
+        hidden_size=module.hparams.hidden_size,
+        wall_time_s=wall,
+        run_dir=str(run_dir),
+        best_checkpoint=(ckpt_cb.best_model_path or None) if ckpt_cb is not None else None,
+        monitor=module.monitor,
+        mode=module.monitor_mode,
+    )
+
+
+def _scalar(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v)) or True
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write to {path} ({err.strerror}); set logging.dir to a writable folder"
+        ) from None

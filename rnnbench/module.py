@@ -1,0 +1,395 @@
+"""The one LightningModule: any backbone + any task, stateful truncated BPTT."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+import torchmetrics
+from torch import nn
+
+from rnnbench.backbones import RecurrentBackbone
+from rnnbench.tasks import Task, build_task
+
+State = tuple[torch.Tensor, ...]
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("none", "decay_after", "plateau", "cosine", "step")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run cannot continue."""
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cuts the autograd graph behind a carried hidden state (values unchanged)."""
+    return None if state is None else tuple(s.detach() for s in state)
+
+
+class RNNModule(L.LightningModule):
+    """Backbone by cell name plus a task head, trained with stateful truncated BPTT.
+
+    The module keeps one hidden state per stage (train / val / test). On a streaming task
+    the state is carried from batch to batch, detached after every step (gradients stop at
+    the window; the forward pass never breaks) and reset at the start of every epoch and
+    evaluation pass, and for single rows where the data marks a document boundary. Sequence
+    tasks start every batch from zeros; with ``tbptt`` set, long sequences are cut into
+    windows of that length with the state carried between the windows of the same batch.
+
+    Args:
+        task: Task name (``lm``, ``music``, ``regression``, ``anomaly``, ``classification``,
+            ``copy``).
+        task_kwargs: Options of the task (``vocab_size``, ``input_dim``...).
+        cell: Registered cell name.
+        hidden_size: Units per layer and direction.
+        num_layers: Stacked layers.
+        bidirectional: Refused for causal (next-step) tasks.
+        dropout: Dropout between recurrent layers.
+        impl: Backbone path (``auto``, ``fused``, ``reference``, ``compiled``).
+        cell_kwargs: Extra cell options.
+        optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
+        lr: Learning rate.
+        momentum: SGD/RMSprop momentum.
+        weight_decay: L2 penalty (decoupled for AdamW).
+        clip: Max global gradient norm (``None`` or 0: no clipping).
+        scheduler: ``None`` or a dict with ``name`` in ``decay_after`` (Zaremba et al.: keep
+            the rate for ``start_epoch`` epochs, then multiply by ``factor`` every epoch),
+            ``plateau`` (divide when the validation metric does not improve: "Deep Learning
+            from Scratch 2" divides by 4), ``cosine``, ``step`` (``step_size``, ``factor``).
+        init: ``None`` or a dict: ``uniform: a`` (every parameter ~ U(-a, a), Zaremba),
+            ``recurrent: orthogonal`` (each gate block of the recurrent matrices),
+            ``forget_bias: b`` (LSTM forget-gate bias, Jozefowicz et al. 2015).
+        tbptt: Window length for sequence tasks (``None``: full BPTT).
+        check_finite_every: Check the loss for NaN/inf every this many steps (0: never).
+    """
+
+    def __init__(
+        self,
+        task: str = "lm",
+        task_kwargs: dict[str, Any] | None = None,
+        cell: str = "lstm",
+        hidden_size: int = 200,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        impl: str = "auto",
+        cell_kwargs: dict[str, Any] | None = None,
+        optimizer: str = "sgd",
+        lr: float = 1.0,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        clip: float | None = 5.0,
+        scheduler: dict[str, Any] | None = None,
+        init: dict[str, Any] | None = None,
+        tbptt: int | None = None,
+        check_finite_every: int = 1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZERS}")
+        sched = (scheduler or {}).get("name", "none")
+        if sched not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {sched!r}; choose one of {SCHEDULERS}")
+        if tbptt is not None and int(tbptt) <= 0:
+            raise ValueError(f"tbptt must be a positive integer or null, got {tbptt!r}")
+        task_kwargs = dict(task_kwargs or {})
+        if task == "lm":
+            task_kwargs.setdefault("embedding_size", hidden_size)
+        self.task: Task = build_task(task, **task_kwargs)
+        if self.task.causal and bidirectional:
+            raise ValueError(
+                f"task {task!r} predicts the next step, so a bidirectional backbone would read "
+                "the answer from the future half of the sequence; use bidirectional: false "
+                "(bidirectional backbones suit classification, regression and anomaly tasks)"
+            )
+        self.backbone = RecurrentBackbone(
+            cell,
+            self.task.input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            impl=impl,
+            **(cell_kwargs or {}),
+        )
+        self.task.build(self.backbone.output_size, bidirectional)
+        self._apply_init(init or {})
+        self._states: dict[str, State | None] = {"train": None, "val": None, "test": None}
+        self._loss_means = nn.ModuleDict(
+            {s: torchmetrics.MeanMetric() for s in ("train_", "val_", "test_")}
+        )
+        self._units = 0
+        self._t0: float | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _apply_init(self, init: dict[str, Any]) -> None:
+        unknown = set(init) - {"uniform", "recurrent", "forget_bias"}
+        if unknown:
+            raise ValueError(
+                f"unknown init option(s) {sorted(unknown)}; use uniform, recurrent, forget_bias"
+            )
+        with torch.no_grad():
+            if init.get("uniform"):
+                a = float(init["uniform"])
+                for p in self.parameters():
+                    p.uniform_(-a, a)
+            if init.get("recurrent") == "orthogonal":
+                h = self.hparams.hidden_size
+                for cell in self.backbone.cells:
+                    w = getattr(cell, "weight_hh", None)
+                    if isinstance(w, torch.Tensor) and w.dim() == 2 and w.size(1) == h:
+                        for block in w.split(h, dim=0):
+                            nn.init.orthogonal_(block)
+            elif init.get("recurrent") not in (None, "default"):
+                raise ValueError("init.recurrent must be 'orthogonal' or 'default'")
+            if init.get("forget_bias") is not None:
+                if self.backbone.cell_cls.fused_mode != "LSTM":
+                    raise ValueError("init.forget_bias applies to the lstm cell only")
+                h = self.hparams.hidden_size
+                for cell in self.backbone.cells:
+                    cell.bias_ih[h : 2 * h] = float(init["forget_bias"])
+                    cell.bias_hh[h : 2 * h] = 0.0
+
+    def num_parameters(self) -> int:
+        """Trainable parameters of the whole model (backbone, embedding, head)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum,
+                                  weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.RMSprop(params, lr=hp.lr, momentum=hp.momentum,
+                                      weight_decay=hp.weight_decay)
+        sched = dict(hp.scheduler or {})
+        name = sched.pop("name", "none")
+        if name == "none":
+            return opt
+        if name == "decay_after":
+            start, factor = int(sched.get("start_epoch", 4)), float(sched.get("factor", 0.5))
+            s = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda epoch: factor ** max(0, epoch + 1 - start)
+            )
+        elif name == "plateau":
+            s = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode=self.task.mode, factor=float(sched.get("factor", 0.25)),
+                patience=int(sched.get("patience", 0)), threshold=0.0,
+            )
+        elif name == "cosine":
+            s = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=int(sched.get("t_max", self.trainer.max_epochs or 10))
+            )
+        else:
+            s = torch.optim.lr_scheduler.StepLR(
+                opt,
+                step_size=int(sched.get("step_size", 1)),
+                gamma=float(sched.get("factor", 0.5)),
+            )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": s, "interval": "epoch"}}
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        state: State | None = None,
+        *,
+        mask: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, State]:
+        """Inputs -> task outputs (logits / predictions) and the final state."""
+        lengths = mask.sum(1) if mask is not None else None
+        y, state = self.backbone(self.task.encode(inputs), state, lengths=lengths, reset=reset)
+        return self.task(y, mask, lengths), state
+
+    def _carried_state(self, stage: str, batch_idx: int, batch_size: int) -> State | None:
+        state = self._states[stage]
+        if batch_idx == 0 or state is None or state[0].size(1) != batch_size:
+            return None  # zeros: a new epoch / evaluation pass starts every stream afresh
+        return tuple(s.to(self.device) for s in state)
+
+    def _step(self, batch: Any, batch_idx: int, stage: str):
+        inputs, targets, mask, extras = self.task.unpack(batch)
+        reset = None
+        if self.task.streaming and len(batch) > 2:
+            reset = batch[2]
+        state = None
+        if self.task.streaming:
+            state = self._carried_state(stage, batch_idx, inputs.size(0))
+        out, state = self(inputs, state, mask=mask, reset=reset)
+        loss, count = self.task.loss(out, targets, mask)
+        if self.task.streaming:
+            self._states[stage] = detach_state(state)
+        return loss, count, out, targets, mask, extras
+
+    # ------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        self._t0, self._units = None, 0
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.hparams.tbptt and not self.task.streaming:
+            return self._training_step_chunked(batch, batch_idx)
+        loss, count, out, targets, mask, extras = self._step(batch, batch_idx, "train")
+        self._optimize(loss, steps=targets.shape[1] if self.task.streaming else None)
+        self._after_train_step(loss, count, out, targets, mask, extras)
+        return loss.detach()
+
+    def _training_step_chunked(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """TBPTT inside long sequences: windows of one padded batch, state carried between."""
+        inputs, targets, mask, extras = self.task.unpack(batch)
+        k = int(self.hparams.tbptt)
+        state, total, units, last = None, 0.0, 0.0, None
+        lengths = mask.sum(1) if mask is not None else None
+        for t0 in range(0, inputs.size(1), k):
+            m = mask[:, t0 : t0 + k] if mask is not None else None
+            if m is not None and not bool(m.any()):
+                break
+            seg_len = None if lengths is None else (lengths - t0).clamp(0, k)
+            y, state = self.backbone(
+                self.task.encode(inputs[:, t0 : t0 + k]), state, lengths=seg_len
+            )
+            out = self.task(y, m, seg_len)
+            loss, count = self.task.loss(out, targets[:, t0 : t0 + k], m)
+            self._optimize(loss)
+            state = detach_state(state)
+            total, units, last = total + loss.detach() * count, units + count, loss
+        mean = total / max(float(units), 1.0)
+        self._after_train_step(mean, units, None, targets, mask, extras)
+        return last.detach()
+
+    def _optimize(self, loss: torch.Tensor, steps: int | None = None) -> None:
+        opt = self.optimizers()
+        self._check_finite(loss)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        clip = self.hparams.clip
+        params = [p for p in self.parameters() if p.grad is not None]
+        if clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, float(clip))
+        else:
+            grad_norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
+            )
+        scale = self._bptt_lr_scale(steps)
+        if scale != 1.0:
+            # AWD-LSTM: a window of T steps trains with lr * T / bptt.
+            base = [g["lr"] for g in opt.param_groups]
+            for g in opt.param_groups:
+                g["lr"] = g["lr"] * scale
+            opt.step()
+            for g, lr in zip(opt.param_groups, base):
+                g["lr"] = lr
+        else:
+            opt.step()
+        self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)
+
+    def _bptt_lr_scale(self, steps: int | None) -> float:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if steps is None or dm is None or not getattr(dm, "variable_bptt", False):
+            return 1.0
+        return steps / dm.bptt
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        every = self.hparams.check_finite_every
+        if every and self.global_step % every == 0 and not bool(torch.isfinite(loss)):
+            raise NonFiniteLossError(
+                f"training loss became {float(loss)} at step {self.global_step} "
+                f"(cell {self.hparams.cell}, lr {self.hparams.lr}); lower the learning rate, "
+                "clip gradients or use a gated cell"
+            )
+
+    def _after_train_step(self, loss, count, out, targets, mask, extras) -> None:
+        bs = targets.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        opt = self.optimizers()
+        self.log("train/lr", opt.param_groups[0]["lr"], on_step=True, on_epoch=False,
+                 batch_size=bs)
+        if out is not None:
+            self.task.update_metrics("train", out, targets, mask, extras)
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now  # the first step includes warm-up: time from its end
+        else:
+            self._units += self.task.units(targets, mask)
+            if now > self._t0:
+                self.log("train/tokens_per_s", self._units / (now - self._t0), on_step=True,
+                         on_epoch=False, batch_size=bs)
+
+    def on_train_epoch_end(self) -> None:
+        extra = self.task.compute_metrics("train")
+        for k, v in extra.items():
+            self.log(f"train/{k}", v)
+        self.task.reset_metrics("train")
+        sch = self.lr_schedulers()
+        if sch is None:
+            return
+        if isinstance(sch, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            metric = self.trainer.callback_metrics.get(f"val/{self.task.monitor}")
+            if metric is not None:
+                sch.step(metric)
+        else:
+            sch.step()
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch: Any, batch_idx: int, stage: str) -> None:
+        loss, count, out, targets, mask, extras = self._step(batch, batch_idx, stage)
+        self._loss_means[stage + "_"].update(loss.detach(), count)
+        self.task.update_metrics(stage, out, targets, mask, extras)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        meter = self._loss_means[stage + "_"]
+        if meter.update_count == 0:
+            return
+        mean = meter.compute()
+        metrics = {**self.task.summarize(mean), **self.task.compute_metrics(stage)}
+        for k, v in metrics.items():
+            self.log(f"{stage}/{k}", v, prog_bar=k == self.task.monitor, sync_dist=False)
+        meter.reset()
+        self.task.reset_metrics(stage)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The training stream's hidden state: a resumed run continues the same streams.
+        state = self._states["train"]
+        checkpoint["rnnbench"] = {
+            "train_state": None if state is None else [s.detach().cpu() for s in state],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("rnnbench", {}).get("train_state")
+        self._states["train"] = None if saved is None else tuple(saved)
+
+    @property
+    def monitor(self) -> str:
+        """The metric that studies and checkpoints track, e.g. ``val/ppl``."""
+        return f"val/{self.task.monitor}"
+
+    @property
+    def monitor_mode(self) -> str:
+        return self.task.mode
+
+
+def perplexity(nll: float) -> float:
+    """exp(nll), guarded against overflow."""
+    return math.exp(min(nll, 700.0))
