@@ -71,7 +71,16 @@ def _register(name: str, cls: type, source: str | None) -> None:
             f"{cls.__module__}.{cls.__qualname__}"
         )
     _REGISTRY[name] = cls
-    _SOURCES[name] = source or (_LOADING_SOURCE[-1] if _LOADING_SOURCE else "user")
+    _SOURCES[name] = source or (_LOADING_SOURCE[-1] if _LOADING_SOURCE else _source_of(cls))
+
+
+def _source_of(cls: type) -> str:
+    """The distribution whose entry point names ``cls`` (imported directly), else "user"."""
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    for ep in _entry_points().values():
+        if ep.value.replace(" ", "") == target:
+            return _dist_name(ep)
+    return "user"
 
 
 def _same_class(a: type, b: type) -> bool:
@@ -82,7 +91,18 @@ def _same_class(a: type, b: type) -> bool:
 def _entry_points() -> dict[str, metadata.EntryPoint]:
     global _ENTRY_POINTS
     if _ENTRY_POINTS is None:
-        _ENTRY_POINTS = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        found: dict[str, metadata.EntryPoint] = {}
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            other = found.get(ep.name)
+            if other is not None and other.value != ep.value:
+                _BROKEN[ep.name] = PluginError(
+                    f"cell plugin name {ep.name!r} is claimed by two distributions: "
+                    f"{_dist_name(other)!r} ({other.value}) and {_dist_name(ep)!r} "
+                    f"({ep.value}); uninstall one of them. Every other cell still works."
+                )
+                continue
+            found[ep.name] = ep
+        _ENTRY_POINTS = found
     return _ENTRY_POINTS
 
 
@@ -120,9 +140,20 @@ def _load_entry_point(name: str) -> None:
 
 
 def _load_all_plugins() -> None:
-    for name in _entry_points():
-        if name not in _REGISTRY and name not in _BROKEN:
+    for name, ep in _entry_points().items():
+        if name in _BROKEN:
+            continue
+        if name not in _REGISTRY:
             _load_entry_point(name)
+            continue
+        cls = _REGISTRY[name]
+        if ep.value.replace(" ", "") != f"{cls.__module__}:{cls.__qualname__}":
+            _BROKEN[name] = PluginError(
+                f"cell plugin {name!r} from distribution {_dist_name(ep)!r} ({ep.value}) "
+                f"clashes with the cell already registered under that name "
+                f"({cls.__module__}.{cls.__qualname__}, {_SOURCES[name]}); the plugin must "
+                "use another name. Every other cell still works."
+            )
 
 
 def get_cell(name: str) -> type[RNNCell]:
@@ -141,7 +172,8 @@ def get_cell(name: str) -> type[RNNCell]:
         if name in _REGISTRY:
             return _REGISTRY[name]
     if name in _BROKEN:
-        raise _BROKEN[name]
+        err = _BROKEN[name]
+        raise PluginError(str(err)) from err.__cause__
     raise UnknownCellError(
         f"unknown cell {name!r}; registered cells are: {', '.join(list_cells())}. "
         "Register a new one with @register_cell or an entry point in group "
@@ -187,7 +219,7 @@ def _warn_once(message: str) -> None:
 def _isolated_registry() -> Iterator[None]:
     """Test helper: snapshot and restore the registry and the entry-point cache."""
     global _ENTRY_POINTS
-    saved = (dict(_REGISTRY), dict(_SOURCES), dict(_BROKEN), _ENTRY_POINTS)
+    saved = (dict(_REGISTRY), dict(_SOURCES), dict(_BROKEN), _ENTRY_POINTS, set(_WARNED))
     _ENTRY_POINTS = None
     try:
         yield
@@ -196,3 +228,4 @@ def _isolated_registry() -> Iterator[None]:
         _SOURCES.clear(), _SOURCES.update(saved[1])
         _BROKEN.clear(), _BROKEN.update(saved[2])
         _ENTRY_POINTS = saved[3]
+        _WARNED.clear(), _WARNED.update(saved[4])

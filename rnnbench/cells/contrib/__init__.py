@@ -1,0 +1,1 @@
+"""Contrib cells, registered through the package's own ``rnnbench.cells`` entry points."""

@@ -1,0 +1,149 @@
+"""Configs, the data catalogue and `rnnbench fit` end to end on every task, with bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rnnbench.experiment import ConfigError, load_config, run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = {
+    "trainer": {"max_epochs": 1, "accelerator": "cpu", "limit_train_batches": 3,
+                "limit_val_batches": 2, "limit_test_batches": 2},
+    "logging": {"progress_bar": False},
+}
+
+
+def _cfg(tmp_path, data, model=None, optim=None, **extra):
+    over = [f"logging.dir={tmp_path}"]
+    cfg = load_config(None, over)
+    cfg["data"] = data
+    cfg["model"].update(model or {})
+    cfg["optim"].update(optim or {"optimizer": "adam", "lr": 0.01})
+    for k, v in TINY.items():
+        cfg[k].update(v)
+    cfg.update(extra)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "data,model,metric",
+    [
+        ({"dataset": "ptb", "batch_size": 4, "bptt": 8, "limit_tokens": 5000},
+         {"hidden_size": 16}, "test/ppl"),
+        ({"dataset": "ptb_char", "batch_size": 4, "bptt": 8, "limit_tokens": 5000},
+         {"hidden_size": 16}, "test/bpc"),
+        ({"dataset": "jsb_chorales", "batch_size": 4, "limit_pieces": 8},
+         {"cell": "rnn_tanh", "hidden_size": 16}, "test/nll"),
+        ({"dataset": "adding", "T": 30, "n": 200}, {"cell": "gru", "hidden_size": 8},
+         "test/mse"),
+        ({"dataset": "copy", "T": 20, "n": 200}, {"cell": "lstm", "hidden_size": 8}, "test/ce"),
+        ({"dataset": "digits", "batch_size": 16}, {"cell": "gru", "hidden_size": 8,
+                                                     "bidirectional": True}, "test/acc"),
+        ({"dataset": "hai_synthetic", "n_steps": 3000, "window": 30, "batch_size": 32},
+         {"cell": "gru", "hidden_size": 8, "num_layers": 3, "bidirectional": True},
+         "test/f1_pa"),
+    ],
+    ids=["ptb", "ptb_char", "jsb", "adding", "copy", "digits", "hai"],
+)
+def test_every_task_trains_and_tests(tmp_path, data, model, metric):
+    result = run(_cfg(tmp_path, data, model))
+    assert metric in result.metrics, sorted(result.metrics)
+    assert result.num_parameters > 0
+    assert (Path(result.run_dir) / "metrics.csv").exists()
+    assert (Path(result.run_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+def test_param_budget_sets_hidden_size(tmp_path):
+    cfg = _cfg(tmp_path, {"dataset": "jsb_chorales", "batch_size": 4, "limit_pieces": 4},
+               {"cell": "lstm", "param_budget": 20000})
+    result = run(cfg, test=False)
+    assert result.hidden_size == 34 and abs(result.num_parameters - 20000) < 500
+
+
+def test_resume_from_the_cli_config(tmp_path):
+    cfg = _cfg(tmp_path, {"dataset": "ptb", "batch_size": 4, "bptt": 8, "limit_tokens": 3000},
+               {"hidden_size": 8})
+    first = run(cfg, test=False)
+    cfg["trainer"]["max_epochs"] = 2
+    second = run(cfg, resume=True, test=False)
+    assert second.run_dir == first.run_dir
+
+
+def _fit(tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "rnnbench", "fit", *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+
+
+def test_cli_fit_runs_a_config(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"dataset": "jsb_chorales", "batch_size": 4, "limit_pieces": 6},
+        "model": {"cell": "gru", "hidden_size": 8},
+        "optim": {"optimizer": "adam", "lr": 0.01},
+        **TINY,
+    }))
+    proc = _fit(tmp_path, str(cfg), f"logging.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "test/nll" in proc.stdout
+    assert (tmp_path / "tiny" / "version_0" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model.cell=lstmm"], "unknown cell 'lstmm'; registered cells are"),
+        (["data.dataset=ptbb"], "unknown dataset 'ptbb'; known datasets"),
+        (["data.bptt=0"], "data.bptt must be a positive integer"),
+        (["data.batch_size=1000", "data.bptt=1000"], "too short for batch_size=1000"),
+        (["model.hiden_size=3"], "unknown model option(s) ['hiden_size']"),
+        (["optim.optimizer=lbfgs"], "unknown optimizer 'lbfgs'"),
+        (["model.bidirectional=true"], "bidirectional backbone would read"),
+        (["data.level=morse"], "level"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_paragraph(tmp_path, capsys, overrides, message):
+    from rnnbench.cli import main
+
+    code = main(["fit", str(ROOT / "configs/experiment/zaremba_small.yaml"),
+                 f"logging.dir={tmp_path}", "data.limit_tokens=2000", *overrides])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert message in err
+    assert err.startswith("rnnbench fit: error: ")
+    assert not any(tmp_path.rglob("*.ckpt"))  # nothing half-written
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("configs/experiment/nope.yaml")
+
+
+def test_unwritable_log_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    cfg = _cfg(ro, {"dataset": "ptb", "batch_size": 4, "bptt": 8, "limit_tokens": 3000})
+    cfg["logging"]["dir"] = str(ro / "sub")
+    if __import__("os").geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    with pytest.raises(ConfigError, match="cannot write"):
+        run(cfg)
+
+
+@pytest.mark.slow
+def test_zaremba_small_runs_a_few_hundred_steps_on_cpu(tmp_path):
+    cfg = load_config(ROOT / "configs/experiment/zaremba_small.yaml",
+                      [f"logging.dir={tmp_path}", "trainer.accelerator=cpu",
+                       "trainer.limit_train_batches=300", "trainer.limit_val_batches=50",
+                       "trainer.limit_test_batches=50", "trainer.max_epochs=1",
+                       "logging.progress_bar=false"])
+    result = run(cfg)
+    # Untrained perplexity is ~10,000; a few hundred SGD steps get well below 1,000.
+    assert result.metrics["val/ppl"] < 1000, result.metrics
