@@ -128,3 +128,59 @@ def test_initialisers():
     torch.testing.assert_close(block @ block.T, torch.eye(16), atol=1e-5, rtol=0)
     assert torch.all(cell.bias_ih[16:32] == 1.0) and torch.all(cell.bias_hh[16:32] == 0.0)
     assert m.task.embedding.weight.abs().max() <= 0.05
+
+
+def test_document_boundaries_reset_single_rows():
+    torch.manual_seed(0)
+    module = _lm(hidden_size=8, num_layers=1)
+    module.eval()
+    x = torch.randint(0, VOCAB, (2, 12))
+    reset = torch.zeros(2, 12, dtype=torch.bool)
+    reset[1, 4] = True
+    with torch.no_grad():
+        state = module.backbone.init_state(2)
+        state = tuple(torch.randn_like(s) for s in state)
+        out, _ = module(x, state, reset=reset)
+        fresh, _ = module(x[1:, 4:])
+        carried, _ = module(x, state)
+    torch.testing.assert_close(out[1:, 4:], fresh)  # row 1 restarts at its boundary
+    torch.testing.assert_close(out[0], carried[0])  # row 0 is untouched
+
+
+def test_variable_bptt_rescales_the_learning_rate():
+    torch.manual_seed(0)
+    stream = torch.randint(0, VOCAB, (3001,))
+    dm = TBPTTDataModule(stream, batch_size=4, bptt=20, variable_bptt=True, seed=1)
+    module = _lm(hidden_size=8, num_layers=1, lr=0.5)
+    seen = []
+
+    class Spy(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(batch[0].shape[1])
+
+    trainer = L.Trainer(max_steps=12, limit_val_batches=0, callbacks=[Spy()], **trainer_kwargs())
+    trainer.fit(module, dm)
+    assert len(set(seen)) > 1  # lengths vary
+    scale = module._bptt_lr_scale(seen[-1])
+    assert scale == seen[-1] / 20
+    assert module.optimizers().param_groups[0]["lr"] == 0.5  # restored after every step
+
+
+def test_tbptt_inside_long_sequences_carries_state_between_chunks():
+    torch.manual_seed(0)
+    pieces = [torch.rand(40, 88).round() for _ in range(6)]
+    from rnnbench.data.sequence import SequenceDataModule, next_step_pairs
+
+    dm = SequenceDataModule(next_step_pairs(pieces), batch_size=3, shuffle=False)
+    module = RNNModule(task="music", cell="gru", hidden_size=8, tbptt=10, optimizer="adam",
+                       lr=1e-2)
+    steps = []
+
+    class Count(Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            steps.append(1)
+
+    trainer = L.Trainer(max_epochs=1, limit_val_batches=0, callbacks=[Count()],
+                        **trainer_kwargs())
+    trainer.fit(module, dm)
+    assert len(steps) == 2 * 4  # 2 batches x ceil(39 / 10) windows, one update each
