@@ -63,14 +63,17 @@ def _print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"run finished in {result.wall_time_s:.1f} s "
-                  f"({result.num_parameters:,} parameters, hidden {result.hidden_size})")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in sorted(result.metrics):
         if key.startswith(("val/", "test/")):
             table.add_row(key, f"{result.metrics[key]:.4f}")
     console = Console()
+    console.print(
+        f"run finished in {result.wall_time_s:.1f} s: {result.num_parameters:,} parameters "
+        f"(hidden size {result.hidden_size})"
+    )
     console.print(table)
     console.print(f"logs and checkpoints: {result.run_dir}")
 
