@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
+            if err.name is None or not name.startswith(err.name):
+                raise  # a real import error inside the subcommand, not a missing part
             continue
         module.add_parsers(sub, CLIError)
 
