@@ -118,8 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_lightning() -> None:
+    """Keeps the terminal for progress and results: drop Lightning's start-up chatter."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # Our data sets live in memory; loader worker processes would only add start-up time.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnnbench`` console script."""
+    _quiet_lightning()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
