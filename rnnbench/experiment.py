@@ -18,7 +18,9 @@ MODEL_KEYS = {
     "cell", "hidden_size", "num_layers", "bidirectional", "dropout", "impl", "cell_kwargs",
     "init", "tbptt", "param_budget",
 }
-OPTIM_KEYS = {"optimizer", "lr", "momentum", "weight_decay", "clip", "scheduler"}
+OPTIM_KEYS = {
+    "optimizer", "lr", "momentum", "weight_decay", "clip", "scheduler", "loss_reduction",
+}
 TASK_KEYS_FROM_MODEL = {"tie_weights", "embedding_dropout", "embedding_size"}
 
 DEFAULTS: dict[str, Any] = {

@@ -54,6 +54,12 @@ class RNNModule(L.LightningModule):
         momentum: SGD/RMSprop momentum.
         weight_decay: L2 penalty (decoupled for AdamW).
         clip: Max global gradient norm (``None`` or 0: no clipping).
+        loss_reduction: ``"mean"`` (the default: gradients of the loss averaged over every
+            token/frame) or ``"sum_time"`` (summed over the window's time steps, averaged over
+            the batch, as Zaremba et al.'s and TensorFlow's PTB code do: with SGD, lr 1 and
+            clip 5 under ``sum_time`` equal lr ``T`` and clip ``5 / T`` under ``mean``, which
+            is why "Deep Learning from Scratch 2" uses lr 20, clip 0.25). The logged loss is
+            always the mean.
         scheduler: ``None`` or a dict with ``name`` in ``decay_after`` (Zaremba et al.: keep
             the rate for ``start_epoch`` epochs, then multiply by ``factor`` every epoch),
             ``plateau`` (divide when the validation metric does not improve: "Deep Learning
@@ -81,6 +87,7 @@ class RNNModule(L.LightningModule):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         clip: float | None = 5.0,
+        loss_reduction: str = "mean",
         scheduler: dict[str, Any] | None = None,
         init: dict[str, Any] | None = None,
         tbptt: int | None = None,
@@ -94,6 +101,10 @@ class RNNModule(L.LightningModule):
         sched = (scheduler or {}).get("name", "none")
         if sched not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {sched!r}; choose one of {SCHEDULERS}")
+        if loss_reduction not in ("mean", "sum_time"):
+            raise ValueError(
+                f"loss_reduction must be 'mean' or 'sum_time', got {loss_reduction!r}"
+            )
         if tbptt is not None and int(tbptt) <= 0:
             raise ValueError(f"tbptt must be a positive integer or null, got {tbptt!r}")
         task_kwargs = dict(task_kwargs or {})
@@ -270,7 +281,10 @@ class RNNModule(L.LightningModule):
         opt = self.optimizers()
         self._check_finite(loss)
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        if self.hparams.loss_reduction == "sum_time" and steps:
+            self.manual_backward(loss * steps)  # sum over the window's steps, mean over rows
+        else:
+            self.manual_backward(loss)
         clip = self.hparams.clip
         params = [p for p in self.parameters() if p.grad is not None]
         if clip:

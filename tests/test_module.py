@@ -184,3 +184,21 @@ def test_tbptt_inside_long_sequences_carries_state_between_chunks():
                         **trainer_kwargs())
     trainer.fit(module, dm)
     assert len(steps) == 2 * 4  # 2 batches x ceil(39 / 10) windows, one update each
+
+
+def test_sum_time_reduction_equals_scaled_lr_and_clip():
+    """Zaremba's lr 1 / clip 5 on the time-summed loss == lr T / clip 5/T on the mean loss."""
+    torch.manual_seed(0)
+    stream = torch.randint(0, VOCAB, (2001,))
+    runs = []
+    for kw in ({"loss_reduction": "sum_time", "lr": 1.0, "clip": 5.0},
+               {"loss_reduction": "mean", "lr": 10.0, "clip": 0.5}):
+        L.seed_everything(0, verbose=False)
+        module = _lm(hidden_size=8, num_layers=1, **kw)
+        rec = RecordLosses()
+        trainer = L.Trainer(max_steps=6, limit_val_batches=0, callbacks=[rec], **trainer_kwargs())
+        trainer.fit(module, TBPTTDataModule(stream, batch_size=4, bptt=10))
+        runs.append((rec.losses, [p.detach().clone() for p in module.parameters()]))
+    assert runs[0][0] == pytest.approx(runs[1][0], abs=1e-5)
+    for p, q in zip(runs[0][1], runs[1][1]):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-5)
