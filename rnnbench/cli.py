@@ -78,12 +78,28 @@ def _print_result(result) -> None:
     console.print(f"logs and checkpoints: {result.run_dir}")
 
 
+class _Intermixed(argparse.ArgumentParser):
+    """Lets overrides follow options: ``fit CONFIG --resume optim.lr=0.5``."""
+
+    _busy = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        nested = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        if self._busy or nested:  # intermixed parsing calls back in here; groups can't mix
+            return super().parse_known_args(args, namespace)
+        self._busy = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._busy = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rnnbench",
         description="Fair, reproducible comparisons of recurrent networks.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Intermixed)
     sub.required = True
 
     p = sub.add_parser("cells", help="list registered cells (built-in, contrib, plugins)")

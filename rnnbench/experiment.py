@@ -162,23 +162,25 @@ def validate_config(cfg: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- building
-def build(cfg: dict[str, Any]):
-    """Builds ``(module, datamodule, bundle)`` from a composed config."""
-    import lightning as L
+def build_module(cfg: dict[str, Any], bundle: Any, *, device: Any = None):
+    """The :class:`~rnnbench.module.RNNModule` a config describes for a data bundle.
 
-    from rnnbench.data.catalog import build_data
+    Resolves ``model.param_budget`` into a hidden size and moves the task options found
+    under ``model:`` (``tie_weights``, ``embedding_dropout``, ``embedding_size``) to the
+    task. ``device="meta"`` builds it without allocating weights (to count parameters).
+    """
+    import contextlib
+
+    import torch
+
     from rnnbench.module import RNNModule
 
-    L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
-    bundle = build_data(cfg["data"], seed=int(cfg.get("seed", 0)))
     model = dict(cfg["model"])
     task_kwargs = {**bundle.task_kwargs, **cfg.get("task", {})}
-    if "tie_weights" in model:
-        task_kwargs["tie_weights"] = model.pop("tie_weights")
-    if "embedding_dropout" in model:
-        task_kwargs["dropout"] = model.pop("embedding_dropout")
-    if "embedding_size" in model:
-        task_kwargs["embedding_size"] = model.pop("embedding_size")
+    for key, target in (("tie_weights", "tie_weights"), ("embedding_dropout", "dropout"),
+                        ("embedding_size", "embedding_size")):
+        if key in model:
+            task_kwargs[target] = model.pop(key)
     budget = model.pop("param_budget", None)
     if budget:
         from rnnbench.sizing import hidden_for_budget
@@ -187,7 +189,20 @@ def build(cfg: dict[str, Any]):
             int(budget), bundle.task, task_kwargs,
             {k: v for k, v in model.items() if k != "hidden_size"},
         )
-    module = RNNModule(task=bundle.task, task_kwargs=task_kwargs, **model, **cfg["optim"])
+    ctx = torch.device(device) if device is not None else contextlib.nullcontext()
+    with ctx:
+        return RNNModule(task=bundle.task, task_kwargs=task_kwargs, **model, **cfg["optim"])
+
+
+def build(cfg: dict[str, Any]):
+    """Builds ``(module, datamodule, bundle)`` from a composed config."""
+    import lightning as L
+
+    from rnnbench.data.catalog import build_data
+
+    L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    bundle = build_data(cfg["data"], seed=int(cfg.get("seed", 0)))
+    module = build_module(cfg, bundle)
     return module, bundle.datamodule, bundle
 
 
@@ -222,15 +237,19 @@ def latest_run_dir(base: Path) -> Path | None:
     return versions[-1] if versions else None
 
 
-def trainer_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Lightning Trainer arguments from ``cfg['trainer']`` plus the framework's fixed ones."""
+def trainer_kwargs(cfg: dict[str, Any], streaming: bool = True) -> dict[str, Any]:
+    """Lightning Trainer arguments from ``cfg['trainer']`` plus the framework's fixed ones.
+
+    Streams lay out their rows per rank themselves (a DistributedSampler would shuffle
+    them), so ``use_distributed_sampler`` is off for streaming tasks and on for sets of
+    independent sequences, which each rank should split.
+    """
     kw = dict(cfg["trainer"])
     if "gradient_clip_val" in kw:
         raise ConfigError("set gradient clipping with optim.clip, not trainer.gradient_clip_val")
     kw.setdefault("enable_model_summary", False)
     kw["enable_progress_bar"] = bool(cfg["logging"].get("progress_bar", True))
-    # Streams are laid out per rank by the data module; a DistributedSampler would shuffle.
-    kw["use_distributed_sampler"] = False
+    kw["use_distributed_sampler"] = not streaming
     return kw
 
 
@@ -294,7 +313,7 @@ def run(
         )
         cbs.append(ckpt_cb)
     trainer = L.Trainer(
-        **trainer_kwargs(cfg),
+        **trainer_kwargs(cfg, streaming=module.task.streaming),
         callbacks=cbs,
         logger=all_loggers or False,
         enable_checkpointing=ckpt_cb is not None,

@@ -316,7 +316,7 @@ class RNNModule(L.LightningModule):
         every = self.hparams.check_finite_every
         if every and self.global_step % every == 0 and not bool(torch.isfinite(loss)):
             raise NonFiniteLossError(
-                f"training loss became {float(loss)} at step {self.global_step} "
+                f"training loss became {float(loss.detach())} at step {self.global_step} "
                 f"(cell {self.hparams.cell}, lr {self.hparams.lr}); lower the learning rate, "
                 "clip gradients or use a gated cell"
             )

@@ -1,0 +1,39 @@
+"""Optuna comparison studies: search spaces, workers, storages, pruning, W&B per trial.
+
+Names are loaded on first use, so ``rnnbench --help`` (and a worker that must set its thread
+count before torch is imported) pays nothing for importing this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "StudySpec": "spec", "Variant": "spec", "load_study": "spec", "parse_study": "spec",
+    "Param": "space", "SearchSpace": "space", "build_space": "space",
+    "StorageError": "storage", "StorageURL": "storage", "open_storage": "storage",
+    "parse_storage_url": "storage", "default_storage_url": "storage",
+    "StudyRun": "runner", "Worker": "runner", "Tally": "runner", "make_sampler": "runner",
+    "make_pruner": "runner", "trial_config": "runner",
+    "PruningCallback": "pruning", "NonFiniteMetricError": "pruning",
+    "MissingMetricError": "pruning",
+    "make_wandb_logger": "tracking", "read_offline_run": "tracking",
+    "StudyProgress": "progress",
+    "launch_study": "pool", "plan_workers": "pool", "preflight": "pool",
+    "collect": "results", "write_results": "results",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rnnbench.studies' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"rnnbench.studies.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

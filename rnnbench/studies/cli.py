@@ -1,0 +1,159 @@
+"""``rnnbench study run`` and ``rnnbench study worker`` (imports nothing heavy until run)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+RUN_HELP = """\
+Run (or resume) a comparison study: every variant gets the same number of trials, then the
+best configuration of each is re-run over the study's seeds. Re-running the same command
+resumes the study; Ctrl-C stops it cleanly.
+
+examples:
+  rnnbench study run configs/study/jsb_tiny.yaml --workers 2
+  rnnbench study run configs/study/jsb_chung2014.yaml study.trials_per_variant=50 \\
+      --storage postgresql+psycopg://user:pw@db-host:5432/rnnbench
+"""
+
+WORKER_HELP = """\
+Join a running study from this machine (or a SLURM task): claim waiting trials one at a
+time until the budget of every variant is spent. Pin the GPU with CUDA_VISIBLE_DEVICES.
+
+example:
+  CUDA_VISIBLE_DEVICES=0 rnnbench study worker \\
+      --storage postgresql+psycopg://user:pw@db-host:5432/rnnbench --study jsb_chung2014
+"""
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Lets overrides follow options: ``study run FILE --workers 2 trainer.max_epochs=5``."""
+
+    _busy = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._busy:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._busy = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._busy = False
+
+
+def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
+    from rnnbench.experiment import ConfigError
+
+    try:
+        from rnnbench.studies.pool import launch_study
+        from rnnbench.studies.spec import load_study
+
+        overrides = list(args.overrides)
+        if args.name:
+            overrides.append(f"study.name={args.name}")
+        if args.workers is not None and args.workers <= 0:
+            raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+        spec = load_study(args.study_file, overrides)
+        return launch_study(spec, workers=args.workers, storage=args.storage,
+                            live=False if args.no_live else None)
+    except ConfigError as err:
+        raise cli_error(str(err)) from None
+
+
+def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
+    if os.environ.get("LOCAL_RANK", "0") not in ("", "0") and \
+            "RNNBENCH_DDP_TRIAL" in os.environ:
+        from rnnbench.studies.runner import run_ddp_rank
+
+        return run_ddp_rank()
+    threads = args.threads or int(os.environ.get("RNNBENCH_WORKER_THREADS", "0") or 0)
+    if threads:
+        if threads <= 0:
+            raise cli_error(f"--threads must be a positive integer, got {threads}")
+        # Before torch is imported: OpenMP reads these once.
+        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[key] = str(threads)
+    from rnnbench.experiment import ConfigError
+
+    try:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        from rnnbench.studies.runner import HOST, StudyRun, Worker
+
+        run = StudyRun.attach(args.storage, args.study, wait_s=args.wait)
+    except ConfigError as err:
+        raise cli_error(str(err)) from None
+    output = Path(args.output) if args.output else run.spec.output_dir
+    label = f"{HOST}:{os.getpid()}" + (f"/w{args.worker_index}"
+                                       if args.worker_index is not None else "")
+
+    def log(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} [{label}] {message}", flush=True)
+
+    worker = Worker(run, output_dir=output, worker_id=label, log=log)
+    worker.install_signal_handlers()
+    if args.parent_pid:
+        worker.watch_parent(args.parent_pid)
+    log(f"joined study {run.spec.name} ({run.url.display}); "
+        f"{torch.get_num_threads()} thread(s)")
+    outcomes = worker.loop(max_trials=args.max_trials)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.state] = counts.get(o.state, 0) + 1
+    log(f"done: ran {len(outcomes)} trial(s) " + str(counts))
+    return 130 if worker.stop.is_set() and any(
+        o.reason.startswith("interrupted") for o in outcomes) else 0
+
+
+def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
+    """Adds ``study run`` and ``study worker`` to the ``rnnbench`` command."""
+    p = sub.add_parser("study", help="Optuna comparison studies (run, worker)",
+                       description="Optuna comparison studies of recurrent variants.")
+    ssub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND",
+                            parser_class=_IntermixedParser)
+    ssub.required = True
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    r = ssub.add_parser("run", help="run or resume a study with N local workers",
+                        description=RUN_HELP, formatter_class=fmt)
+    r.add_argument("study_file", help="study YAML, e.g. configs/study/jsb_tiny.yaml")
+    r.add_argument("overrides", nargs="*",
+                   help="section.key=value overrides, e.g. study.trials_per_variant=20")
+    r.add_argument("--workers", "-j", type=int, default=None,
+                   help="worker processes (default: one per visible GPU; on CPU 1). On CPU "
+                   "the cores are split between them")
+    r.add_argument("--storage", default=None,
+                   help="sqlite:///PATH.db, journal:PATH.journal or postgresql+psycopg://... "
+                   "(default: the study file's, else {logging.dir}/{name}/study.db for one "
+                   "worker and study.journal for several)")
+    r.add_argument("--name", default=None, help="study name (default: study.name or the "
+                   "file name)")
+    r.add_argument("--no-live", action="store_true",
+                   help="print progress lines instead of the live table")
+    r.set_defaults(func=functools.partial(_cmd_run, cli_error=cli_error))
+
+    w = ssub.add_parser("worker", help="join a running study (another machine, SLURM)",
+                        description=WORKER_HELP, formatter_class=fmt)
+    w.add_argument("--storage", required=True, help="the study's storage URL")
+    w.add_argument("--study", required=True, help="the study name")
+    w.add_argument("--threads", type=int, default=None,
+                   help="torch/OpenMP threads (default: OMP_NUM_THREADS or all cores)")
+    w.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for the study to be created (workers started "
+                   "together with the launcher, e.g. as SLURM tasks)")
+    w.add_argument("--max-trials", type=int, default=None,
+                   help="stop after this many trials (default: until the study is done)")
+    w.add_argument("--output", default=None,
+                   help="folder for trial logs (default: {logging.dir}/{name})")
+    w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    w.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    w.set_defaults(func=functools.partial(_cmd_worker, cli_error=cli_error))
+
+
+__all__ = ["add_parsers"]

@@ -1,0 +1,360 @@
+"""The launcher: pre-flight checks, then one worker process per GPU or per share of cores."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnbench.experiment import ConfigError
+from rnnbench.studies.runner import StudyRun, trial_config
+from rnnbench.studies.spec import StudySpec, Variant
+from rnnbench.studies.storage import default_storage_url, parse_storage_url
+
+MAX_METRICS = ("acc", "accuracy", "f1", "auc", "auroc", "precision", "recall")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+# ---------------------------------------------------------------------- pre-flight
+def _base_values(spec: StudySpec, variant: Variant) -> dict[str, Any]:
+    # A representative value per parameter: enough to build the model and check the config.
+    out = {}
+    for name, p in spec.space_for(variant).params.items():
+        if p.kind == "fixed":
+            out[name] = p.value
+        elif p.kind == "categorical":
+            out[name] = p.choices[0]
+        else:
+            out[name] = p.low
+    return out
+
+
+def _meta_module(cfg: dict[str, Any], bundle: Any):
+    """The model of ``cfg`` on the meta device: counts parameters without weights or data."""
+    from rnnbench.experiment import build_module
+
+    return build_module(cfg, bundle, device="meta")
+
+
+def _probe_metrics(cfg: dict[str, Any]) -> set[str]:
+    """Metric names one real validation batch logs (for metrics no task declares)."""
+    import lightning as L
+
+    from rnnbench.experiment import build
+
+    module, datamodule, _ = build(cfg)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=1, use_distributed_sampler=False)
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    return set(trainer.callback_metrics)
+
+
+def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
+    """Checks what can be checked before anything is written, and fills in the defaults.
+
+    Builds every variant on the meta device (unknown options, a budget too small for a cell,
+    a bidirectional model on a next-step task fail here), resolves the hidden size a
+    ``param_budget`` gives each variant, sets ``spec.metric``/``spec.direction`` from the
+    task when the file gives none, and checks that the task logs the metric.
+
+    Returns:
+        ``{variant: {"hidden_size", "num_parameters"}}`` (or ``{"note": "searched"}`` when the
+        space searches the size).
+
+    Raises:
+        ConfigError: What to fix.
+    """
+    import torch
+
+    from rnnbench.data.catalog import build_data
+
+    try:
+        bundle = build_data(spec.config["data"], seed=int(spec.config.get("seed", 0) or 0))
+    except (ValueError, FileNotFoundError, OSError) as err:
+        raise ConfigError(f"data: {err}") from None
+    sizes: dict[str, dict[str, Any]] = {}
+    first = None
+    for v in spec.variants:
+        cfg = trial_config(spec, v, _base_values(spec, v), seed=0)
+        try:
+            module = _meta_module(cfg, bundle)
+        except (ValueError, TypeError, KeyError) as err:
+            raise ConfigError(f"variant {v.name}: {str(err).strip(chr(34))}") from None
+        searched = {p.path for p in spec.space_for(v).searched}
+        if searched & {"model.hidden_size", "model.param_budget", "model.embedding_size"}:
+            sizes[v.name] = {"note": "searched"}
+        else:
+            sizes[v.name] = {"hidden_size": int(module.hparams.hidden_size),
+                             "num_parameters": int(module.num_parameters())}
+        first = first or (module, cfg)
+    module, cfg = first
+    if spec.metric is None:
+        spec.metric = module.monitor
+    if spec.direction is None:
+        if spec.metric == module.monitor:
+            spec.direction = "minimize" if module.monitor_mode == "min" else "maximize"
+        else:
+            short = spec.metric.split("/", 1)[1]
+            spec.direction = "maximize" if short in MAX_METRICS else "minimize"
+    logged = {f"val/{k}" for k in module.task.summarize(torch.tensor(1.0)).keys()}
+    logged.add(module.monitor)
+    if spec.metric not in logged:
+        logged |= {k for k in _probe_metrics(cfg) if k.startswith("val/")}
+        if spec.metric not in logged:
+            raise ConfigError(
+                f"study.metric {spec.metric!r} is not logged by the {bundle.task!r} task of "
+                f"data set {spec.config['data'].get('dataset')!r}; it logs "
+                f"{', '.join(sorted(logged))}"
+            )
+    return sizes
+
+
+# ---------------------------------------------------------------------- worker plan
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class WorkerPlan:
+    """How many workers, and the environment each starts with."""
+
+    count: int
+    threads: int
+    gpus: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES per worker
+    note: str = ""
+
+    def env(self, index: int, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        for key in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                    "RNNBENCH_DDP_TRIAL"):
+            env.pop(key, None)
+        for key in THREAD_VARS:
+            env[key] = str(self.threads)
+        env["RNNBENCH_WORKER_THREADS"] = str(self.threads)
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[index % len(self.gpus)]
+        return env
+
+
+def _visible_gpus() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [x.strip() for x in visible.split(",") if x.strip() and x.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no CUDA build
+        return []
+
+
+def plan_workers(spec: StudySpec, workers: int | None = None, *,
+                 cores: int | None = None, gpus: list[str] | None = None) -> WorkerPlan:
+    """One worker per visible GPU (or per ``trainer.devices`` GPUs for DDP trials), each pinned
+    with ``CUDA_VISIBLE_DEVICES``; on CPU, ``workers`` processes (default 1) that split the
+    cores: each gets ``cores // (workers * devices)`` threads, because oversubscribed PyTorch
+    processes slow each other down many times over.
+
+    Raises:
+        ConfigError: A GPU trainer with no visible GPU, or a bad worker count.
+    """
+    if workers is not None and workers <= 0:
+        raise ConfigError(f"--workers must be a positive integer, got {workers}")
+    trainer = spec.config.get("trainer", {})
+    acc = str(trainer.get("accelerator", "auto")).lower()
+    devices = trainer.get("devices", 1)
+    per = len(devices) if isinstance(devices, (list, tuple)) else (
+        devices if isinstance(devices, int) and devices > 0 else 1)
+    cores = cores or available_cores()
+    ids = (gpus if gpus is not None else _visible_gpus()) if acc in ("gpu", "cuda", "auto") \
+        else []
+    if acc in ("gpu", "cuda") and not ids:
+        raise ConfigError(f"trainer.accelerator is {acc} but no GPU is visible; use "
+                          "trainer.accelerator=cpu or run on a GPU machine")
+    if ids:
+        count = workers or max(1, len(ids) // per)
+        groups = [",".join(ids[(k * per + j) % len(ids)] for j in range(per))
+                  for k in range(count)]
+        note = ""
+        if count * per > len(ids):
+            note = (f"{count} workers x {per} GPU(s) share {len(ids)} visible GPU(s): trials "
+                    "will compete for GPU memory")
+        return WorkerPlan(count, max(1, cores // count), groups, note)
+    count = workers or 1
+    procs = per if acc == "cpu" else 1  # CPU DDP: every rank is a process of its own
+    threads = max(1, cores // (count * procs))
+    note = ""
+    if count * procs > cores:
+        note = (f"{count * procs} training processes on {cores} core(s): each gets one "
+                "thread and they still compete; use at most --workers "
+                f"{max(1, cores // procs)}")
+    return WorkerPlan(count, threads, [], note)
+
+
+# ---------------------------------------------------------------------- launcher
+@dataclass
+class _Proc:
+    index: int
+    popen: subprocess.Popen
+    log: Path
+    done: bool = False
+
+
+def worker_command(url_text: str, name: str, *, threads: int, index: int,
+                   output: Path) -> list[str]:
+    """The command line of a local worker (the same ``study worker`` a remote node runs)."""
+    return [sys.executable, "-m", "rnnbench", "study", "worker", "--storage", url_text,
+            "--study", name, "--threads", str(threads), "--parent-pid", str(os.getpid()),
+            "--worker-index", str(index), "--output", str(output)]
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def launch_study(
+    spec: StudySpec,
+    *,
+    workers: int | None = None,
+    storage: str | None = None,
+    live: bool | None = None,
+    console: Any = None,
+    poll_s: float = 1.0,
+) -> int:
+    """Runs (or resumes) a study to the end: the body of ``rnnbench study run``.
+
+    Returns:
+        Exit code: 0 done (results written), 1 workers gave up before the budget was met,
+        130 stopped by Ctrl-C (re-running the same command resumes).
+
+    Raises:
+        ConfigError: Bad study file, storage or worker count (nothing is written then).
+    """
+    from rich.console import Console
+
+    from rnnbench.studies.progress import StudyProgress
+    from rnnbench.studies.results import collect, results_table, write_results
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # logs and CI: wide enough for the results table
+            console = Console(width=max(console.width, 140))
+    spec = copy.deepcopy(spec)
+    plan = plan_workers(spec, workers)
+    sizes = preflight(spec)
+    url = parse_storage_url(storage or spec.storage or
+                            default_storage_url(spec.output_dir, plan.count))
+    run = StudyRun.create(spec, url)
+    run.prepare()
+    out_dir = spec.output_dir
+    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"study [bold]{spec.name}[/bold]: {len(spec.variants)} variant(s) "
+        f"({', '.join(v.name for v in spec.variants)}) x {spec.trials_per_variant} trials, "
+        f"then {len(spec.seeds)} seed(s) each; metric {spec.metric} ({spec.direction})\n"
+        f"storage {url.display}; {plan.count} worker(s), {plan.threads} thread(s) each"
+        + (f", GPUs {plan.gpus}" if plan.gpus else "") + f"; logs in {out_dir}"
+        + (f"\nmore workers, from any machine: rnnbench study worker --storage "
+           f"{url.display} --study {spec.name}" if url.kind == "rdb" else ""),
+        highlight=False)
+    if plan.note:
+        console.print(f"[yellow]note:[/yellow] {plan.note}", highlight=False)
+
+    procs: list[_Proc] = []
+    state = {"signals": 0}
+    respawns = 0
+
+    def start(index: int) -> _Proc:
+        log = out_dir / "logs" / f"worker-{index}.log"
+        fh = open(log, "a")  # noqa: SIM115 - the child owns it
+        fh.write(f"--- worker {index} started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        cmd = worker_command(url.text, spec.name, threads=plan.threads, index=index,
+                             output=out_dir)
+        # A session of its own: Ctrl-C reaches the launcher only, which forwards it once.
+        popen = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, env=plan.env(index),
+                                 start_new_session=True)
+        fh.close()
+        return _Proc(index, popen, log)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # Forward at once: first SIGINT (trials are recorded and re-queued), then SIGKILL.
+        state["signals"] += 1
+        sig = signal.SIGINT if state["signals"] == 1 else signal.SIGKILL
+        for p in procs:
+            if not p.done and p.popen.poll() is None:
+                p.popen.send_signal(sig)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    forwarded = 0
+    try:
+        if not run.all_done():
+            procs = [start(k) for k in range(plan.count)]
+        with StudyProgress(run, workers=plan.count, sizes=sizes, console=console,
+                           live=live) as view:
+            while any(not p.done for p in procs):
+                if state["signals"] > forwarded:
+                    forwarded = state["signals"]
+                    view.log("stopping: the running trials are recorded as interrupted and "
+                             "queued again (Ctrl-C again to kill the workers)" if forwarded == 1
+                             else "killing the workers")
+                time.sleep(poll_s)
+                for p in procs:
+                    if p.done or p.popen.poll() is None:
+                        continue
+                    p.done = True
+                    rc = p.popen.returncode
+                    if rc == 0 or state["signals"]:
+                        continue
+                    view.log(f"worker {p.index} (pid {p.popen.pid}) exited with "
+                             f"{'signal ' + str(-rc) if rc < 0 else 'code ' + str(rc)}; "
+                             f"last lines of {p.log}:\n{_tail(p.log)}")
+                    for line in run.sweep(dead_pids=[p.popen.pid]):
+                        view.log(f"failed and re-queued: {line}")
+                    if not run.all_done() and respawns < 2 * plan.count:
+                        respawns += 1
+                        view.log(f"restarting worker {p.index}")
+                        procs.append(start(p.index))
+                view.update(alive=sum(not p.done for p in procs))
+            if procs:
+                dead = [p.popen.pid for p in procs]
+                for line in run.sweep(dead_pids=dead, interrupted=bool(state["signals"])):
+                    view.log(f"failed and re-queued: {line}")
+                view.update(alive=0)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if state["signals"]:
+        console.print(f"stopped; the storage is consistent. Re-run the same command to "
+                      f"resume study {spec.name}.")
+        return 130
+    if not run.all_done():
+        console.print(f"[red]the workers exited before the budget was met[/red] (logs in "
+                      f"{out_dir / 'logs'}); re-run the same command to resume.")
+        return 1
+    results = collect(run, sizes)
+    paths = write_results(run, out_dir, sizes, results=results)
+    console.print(results_table(results))
+    console.print(f"results: {paths['json']}, {paths['csv']}, {paths['trials']}",
+                  highlight=False)
+    return 0
+
+
+__all__ = ["WorkerPlan", "available_cores", "launch_study", "plan_workers", "preflight",
+           "worker_command"]

@@ -1,0 +1,240 @@
+"""Study results from the storage alone: per-variant table, every trial, mean +- std."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from rnnbench.studies.runner import FINAL, RESULTS_ATTR, SEARCH, StudyRun
+
+RESULTS_VERSION = 1
+TRIAL_COLUMNS = (
+    "study", "variant", "kind", "number", "state", "value", "seed", "slot", "params",
+    "num_parameters", "hidden_size", "best_epoch", "fail_kind", "fail_reason", "retried_from",
+    "retry_of_count", "duration_s", "run_dir", "wandb_run_id",
+)
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _trial_row(run: StudyRun, variant: str, kind: str, t: FrozenTrial) -> dict[str, Any]:
+    a = t.user_attrs
+    duration = None
+    if t.datetime_start and t.datetime_complete:
+        duration = round((t.datetime_complete - t.datetime_start).total_seconds(), 3)
+    return {
+        "study": run.spec.name, "variant": variant, "kind": kind, "number": t.number,
+        "state": t.state.name, "value": _finite(t.value) if t.values else None,
+        "seed": a.get("seed"), "slot": a.get("slot"), "params": dict(t.params),
+        "num_parameters": a.get("num_parameters"), "hidden_size": a.get("hidden_size"),
+        "best_epoch": a.get("best_epoch"), "fail_kind": a.get("fail_kind"),
+        "fail_reason": a.get("fail_reason") or a.get("prune_reason"),
+        "retried_from": a.get("retried_from"), "retry_of_count": a.get("retry", 0),
+        "duration_s": duration, "run_dir": a.get("run_dir"),
+        "wandb_run_id": a.get("wandb_run_id"), "metrics": a.get("metrics") or {},
+    }
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | int | None]]:
+    ok = [r for r in runs if r["state"] == "COMPLETE"]
+    keys = sorted({k for r in ok for k in r["metrics"]})
+    out = {}
+    for key in keys:
+        values = [r["metrics"][key] for r in ok if _finite(r["metrics"].get(key)) is not None]
+        if not values:
+            continue
+        out[key] = {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None,  # sample std
+            "n": len(values),
+        }
+    return out
+
+
+def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Everything a comparison table needs, read from the storage (no W&B, no logs).
+
+    Args:
+        run: The study.
+        sizes: Optional ``{variant: {"hidden_size", "num_parameters"}}`` of the base config,
+            used when a variant has no completed trial to read them from.
+
+    Returns:
+        The ``results.json`` mapping (format in ``docs/studies.md``).
+    """
+    spec = run.spec
+    metric = spec.metric or ""
+    test_metric = "test/" + metric.split("/", 1)[1] if "/" in metric else None
+    variants, trials = [], []
+    for v in spec.variants:
+        rows = {kind: [_trial_row(run, v.name, kind, t) for t in run.trials(v, kind)]
+                for kind in (SEARCH, FINAL)}
+        trials += rows[SEARCH] + rows[FINAL]
+        search = run.tally(v, SEARCH)
+        superseded = {r["retried_from"] for r in rows[FINAL]} - {None}
+        finals = [r for r in rows[FINAL] if r["number"] not in superseded
+                  and r["state"] not in ("WAITING", "RUNNING")]
+        best = search.best
+        best_row = next((r for r in rows[SEARCH] if best and r["number"] == best.number), None)
+        size = dict((sizes or {}).get(v.name, {}))
+        if best_row and best_row["num_parameters"] is not None:
+            size = {"hidden_size": best_row["hidden_size"],
+                    "num_parameters": best_row["num_parameters"]}
+        summary = _summary(finals)
+        failed = [r for r in rows[SEARCH] + rows[FINAL] if r["state"] == "FAIL"]
+        variants.append({
+            "variant": v.name, **v.model(), **size,
+            "trials": {"budget": spec.trials_per_variant, "done": search.done,
+                       "complete": search.complete, "pruned": search.pruned,
+                       "failed": search.failed, "retried": search.retried,
+                       "pending": search.pending},
+            "failures": [{"kind": r["kind"], "number": r["number"],
+                          "fail_kind": r["fail_kind"], "reason": r["fail_reason"],
+                          "retried": r["number"] in
+                          ({x["retried_from"] for x in rows[r["kind"]]} - {None})}
+                         for r in failed],
+            "best": None if best is None else {
+                "number": best.number, "value": _finite(best.value),
+                "params": dict(best.params), "best_epoch": best.user_attrs.get("best_epoch")},
+            "final": {
+                "seeds": list(spec.seeds),
+                "runs": [{k: r[k] for k in ("number", "seed", "state", "value", "metrics",
+                                            "fail_reason", "run_dir", "num_parameters",
+                                            "hidden_size")} for r in finals],
+                "summary": summary,
+                "metric": summary.get(metric),
+                "test_metric": summary.get(test_metric) if test_metric else None,
+            },
+        })
+    return {
+        "version": RESULTS_VERSION,
+        "study": spec.name,
+        "description": spec.description,
+        "storage": run.url.display,
+        "metric": metric,
+        "test_metric": test_metric,
+        "direction": spec.direction,
+        "trials_per_variant": spec.trials_per_variant,
+        "seeds": list(spec.seeds),
+        "sampler": spec.sampler,
+        "pruner": spec.pruner,
+        "complete": run.all_done(),
+        "variants": variants,
+        "trials": trials,
+    }
+
+
+def _fmt_pm(stat: dict[str, Any] | None) -> str:
+    if not stat:
+        return "-"
+    std = stat.get("std")
+    return f"{stat['mean']:.4f}" + (f" +- {std:.4f}" if std is not None else "") + \
+        f" (n={stat['n']})"
+
+
+def _fmt_final(row: dict[str, Any], key: str) -> str:
+    stat = row["final"][key]
+    if stat:
+        return _fmt_pm(stat)
+    failed = [r for r in row["final"]["runs"] if r["state"] == "FAIL"]
+    return "failed" if failed else "-"
+
+
+def write_results(run: StudyRun, out_dir: str | Path,
+                  sizes: dict[str, dict[str, Any]] | None = None, *,
+                  results: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Writes ``results.json``, ``results.csv`` (one row per variant) and ``trials.csv``
+    (one row per trial) to ``out_dir`` and stores the results in the root study's user
+    attribute ``rnnbench:results`` (so the storage alone rebuilds every table).
+
+    Returns:
+        ``{"json": path, "csv": path, "trials": path}``.
+    """
+    import optuna
+
+    results = results or collect(run, sizes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "csv": out / "results.csv",
+             "trials": out / "trials.csv"}
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=str))
+    tmp.replace(paths["json"])  # never half-written
+    metric, test_metric = results["metric"], results["test_metric"]
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["variant", "cell", "num_layers", "bidirectional", "hidden_size",
+                    "num_parameters", "budget", "complete", "pruned", "failed", "retried",
+                    "best_trial", "best_value", "best_params", "n_seeds",
+                    f"{metric}_mean", f"{metric}_std", f"{test_metric}_mean",
+                    f"{test_metric}_std"])
+        for r in results["variants"]:
+            fm, tm = r["final"]["metric"] or {}, r["final"]["test_metric"] or {}
+            best = r["best"] or {}
+            w.writerow([r["variant"], r["cell"], r["num_layers"], r["bidirectional"],
+                        r.get("hidden_size"), r.get("num_parameters"), r["trials"]["budget"],
+                        r["trials"]["complete"], r["trials"]["pruned"], r["trials"]["failed"],
+                        r["trials"]["retried"], best.get("number"), best.get("value"),
+                        json.dumps(best.get("params", {})), fm.get("n", 0), fm.get("mean"),
+                        fm.get("std"), tm.get("mean"), tm.get("std")])
+    with open(paths["trials"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*TRIAL_COLUMNS, "metrics"])
+        w.writeheader()
+        for row in results["trials"]:
+            w.writerow({**row, "params": json.dumps(row["params"]),
+                        "metrics": json.dumps(row["metrics"])})
+    try:
+        root = optuna.load_study(study_name=run.spec.name, storage=run.storage)
+        stored = {k: v for k, v in results.items() if k != "trials"}
+        root.set_user_attr(RESULTS_ATTR, json.loads(json.dumps(stored, default=str)))
+    except Exception:  # noqa: BLE001 - the files are written; the attribute is a copy
+        pass
+    return paths
+
+
+def results_table(results: dict[str, Any]):
+    """A Rich table: one row per variant, final mean +- std over seeds."""
+    from rich.table import Table
+
+    metric, test_metric = results["metric"], results["test_metric"]
+    table = Table(title=f"study {results['study']}: {results['trials_per_variant']} trials "
+                  f"per variant, best config re-run over {len(results['seeds'])} seed(s)")
+    for col, kw in (("variant", {}), ("hidden", {"justify": "right"}),
+                    ("params", {"justify": "right"}), ("done", {"justify": "right"}),
+                    ("pruned", {"justify": "right"}), ("failed", {"justify": "right"}),
+                    (f"best {metric}", {"justify": "right"}),
+                    (f"final {metric}", {"justify": "right"}),
+                    (f"final {test_metric}", {"justify": "right"})):
+        table.add_column(col, **kw)
+    for r in results["variants"]:
+        t = r["trials"]
+        best = r["best"]
+        params = r.get("num_parameters")
+        failed = str(t["failed"])
+        reasons = {f["fail_kind"] for f in r["failures"]
+                   if not f["retried"] and f["kind"] == SEARCH}
+        if t["failed"] and reasons:
+            failed += " (" + ", ".join(sorted(str(x) for x in reasons)) + ")"
+        table.add_row(
+            r["variant"], str(r.get("hidden_size") or "-"),
+            f"{params:,}" if isinstance(params, int) else "-",
+            f"{t['done']}/{t['budget']}", str(t["pruned"]), failed,
+            f"{best['value']:.4f}" if best and best["value"] is not None else "none completed",
+            _fmt_final(r, "metric"), _fmt_final(r, "test_metric"),
+        )
+    return table
+
+
+__all__ = ["collect", "results_table", "write_results"]

@@ -1,0 +1,456 @@
+"""Study files: the run config plus a ``study:`` section (variants, space, budget, ...)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnbench.experiment import ConfigError, load_config
+from rnnbench.studies.space import SearchSpace, build_space, get_path
+
+STUDY_KEYS = (
+    "name", "description", "variants", "trials_per_variant", "space", "overrides", "sampler",
+    "pruner", "metric", "direction", "seeds", "storage", "retries", "heartbeat_interval",
+    "grace_period",
+)
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "hyperband", "none")
+DIRECTIONS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize",
+              "max": "maximize"}
+SPEC_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One architecture of the comparison: a cell, a depth and a direction."""
+
+    cell: str
+    num_layers: int = 1
+    bidirectional: bool = False
+
+    @property
+    def name(self) -> str:
+        """``lstm``, ``lstm-l2``, ``gru-bi``, ``gru-l3-bi``."""
+        out = self.cell
+        if self.num_layers != 1:
+            out += f"-l{self.num_layers}"
+        if self.bidirectional:
+            out += "-bi"
+        return out
+
+    def model(self) -> dict[str, Any]:
+        return {"cell": self.cell, "num_layers": self.num_layers,
+                "bidirectional": self.bidirectional}
+
+
+@dataclass
+class StudySpec:
+    """A parsed, validated study file.
+
+    Attributes:
+        name: Study name: the Optuna studies are ``{name}/{variant}`` and
+            ``{name}/{variant}/final``; outputs go to ``{logging.dir}/{name}``.
+        config: The composed run config every trial starts from (no ``study`` key).
+        variants: The architectures compared, each with the same budget.
+        space: The raw ``study.space`` mapping (see :func:`rnnbench.studies.space.parse_param`).
+        overrides: Raw per-cell / per-variant patches of ``space``.
+        trials_per_variant: Finished trials (complete + pruned + failed) each variant gets.
+        sampler: ``{"name": "tpe"|"random"|"grid", "seed": int, ...options}``.
+        pruner: ``{"name": "median"|"hyperband"|"none", ...options}``.
+        metric: The validation metric (``val/nll``); ``None`` until the task is known.
+        direction: ``minimize`` or ``maximize``; ``None`` until the task is known.
+        seeds: Seeds the best configuration of each variant is re-run with (``seeds: K`` in
+            the file means the K seeds after the config's ``seed``, which the search uses).
+        storage: Storage URL from the file, or ``None`` (chosen by worker count).
+        retries: How many times a trial whose worker died is run again.
+        heartbeat_interval: Seconds between heartbeats of a running trial.
+        grace_period: Seconds without a heartbeat before a trial is declared lost.
+    """
+
+    name: str
+    config: dict[str, Any]
+    variants: list[Variant]
+    space: dict[str, Any]
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trials_per_variant: int = 10
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": 0})
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
+    metric: str | None = None
+    direction: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    storage: str | None = None
+    retries: int = 1
+    heartbeat_interval: int = 20
+    grace_period: int = 90
+    description: str = ""
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        self._spaces: dict[str, SearchSpace] = {}
+
+    # ------------------------------------------------------------------ lookups
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ConfigError(f"unknown variant {name!r}; this study compares "
+                          f"{', '.join(v.name for v in self.variants)}")
+
+    def space_for(self, variant: Variant | str) -> SearchSpace:
+        """The search space of one variant: ``space`` patched by its cell's, then its own,
+        entry of ``overrides``."""
+        v = self.variant(variant) if isinstance(variant, str) else variant
+        if v.name not in self._spaces:
+            patches = [(key, self.overrides[key]) for key in (v.cell, v.name)
+                       if key in self.overrides]
+            if v.cell == v.name and len(patches) == 2:
+                patches = patches[:1]
+            self._spaces[v.name] = build_space(self.space, patches, variant=v.name)
+        return self._spaces[v.name]
+
+    @property
+    def output_dir(self) -> Path:
+        """``{logging.dir}/{name}``: trial logs, worker logs, results, default storage."""
+        return Path(self.config.get("logging", {}).get("dir", "runs")) / self.name
+
+    @property
+    def max_epochs(self) -> int | None:
+        value = get_path(self.config, "trainer.max_epochs")
+        return int(value) if isinstance(value, int) and value > 0 else None
+
+    # ------------------------------------------------------------------ (de)serialising
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form, stored in the study storage so remote workers need no file."""
+        return {
+            "version": SPEC_VERSION,
+            "name": self.name,
+            "description": self.description,
+            "config": copy.deepcopy(self.config),
+            "variants": [v.model() for v in self.variants],
+            "space": copy.deepcopy(self.space),
+            "overrides": copy.deepcopy(self.overrides),
+            "trials_per_variant": self.trials_per_variant,
+            "sampler": dict(self.sampler),
+            "pruner": dict(self.pruner),
+            "metric": self.metric,
+            "direction": self.direction,
+            "seeds": list(self.seeds),
+            "retries": self.retries,
+            "heartbeat_interval": self.heartbeat_interval,
+            "grace_period": self.grace_period,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudySpec:
+        if int(data.get("version", 0)) > SPEC_VERSION:
+            raise ConfigError(
+                f"study {data.get('name')!r} was written by a newer rnnbench (spec version "
+                f"{data.get('version')}); upgrade rnnbench on this machine"
+            )
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            config=copy.deepcopy(data["config"]),
+            variants=[Variant(**v) for v in data["variants"]],
+            space=copy.deepcopy(data["space"]),
+            overrides=copy.deepcopy(data.get("overrides") or {}),
+            trials_per_variant=int(data["trials_per_variant"]),
+            sampler=dict(data["sampler"]),
+            pruner=dict(data["pruner"]),
+            metric=data.get("metric"),
+            direction=data.get("direction"),
+            seeds=[int(s) for s in data.get("seeds", [])],
+            retries=int(data.get("retries", 1)),
+            heartbeat_interval=int(data.get("heartbeat_interval", 20)),
+            grace_period=int(data.get("grace_period", 90)),
+            source=data.get("source"),
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must not change when a study is resumed: everything that shapes a trial.
+
+        Hardware (accelerator, devices), logging, the storage, the number of trials (it may
+        grow), the seeds of the final re-runs (they may be added to) and the variants (new
+        ones get their own budget) are left out.
+        """
+        cfg = copy.deepcopy(self.config)
+        cfg.pop("logging", None)
+        cfg.pop("name", None)
+        cfg.pop("description", None)
+        cfg.pop("checkpoint", None)
+        for key in ("accelerator", "devices", "strategy", "num_nodes", "precision"):
+            cfg.get("trainer", {}).pop(key, None)
+        return {
+            "config": cfg,
+            "space": self.space,
+            "overrides": self.overrides,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "metric": self.metric,
+            "direction": self.direction,
+        }
+
+
+# ---------------------------------------------------------------------- parsing
+def _positive_int(value: Any, what: str, *, allow_zero: bool = False) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or value < (0 if allow_zero else 1):
+        bound = "a non-negative" if allow_zero else "a positive"
+        raise ConfigError(f"{what} must be {bound} integer, got {value!r}")
+    return value
+
+
+def _as_list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def parse_variants(raw: Any, model: Mapping[str, Any]) -> list[Variant]:
+    """``study.variants`` -> the cross product (or explicit list) of :class:`Variant`.
+
+    Either a mapping of axes, crossed::
+
+        variants: {cells: [rnn_tanh, lstm, gru], num_layers: [1, 2], bidirectional: [false]}
+
+    or an explicit list of cells / ``{cell, num_layers, bidirectional}`` mappings.
+
+    Raises:
+        ConfigError: Missing or unknown cells, bad depths, duplicates.
+    """
+    from rnnbench.cells import get_cell
+    from rnnbench.cells.registry import PluginError
+
+    if raw is None:
+        raise ConfigError(
+            "study.variants is missing: list the cells to compare, e.g. "
+            "variants: {cells: [rnn_tanh, lstm, gru]}"
+        )
+    entries: list[dict[str, Any]] = []
+    if isinstance(raw, Mapping):
+        unknown = set(raw) - {"cells", "cell", "num_layers", "bidirectional"}
+        if unknown:
+            raise ConfigError(f"study.variants has unknown key(s) {sorted(unknown)}; use "
+                              "cells, num_layers and bidirectional")
+        cells = _as_list(raw.get("cells", raw.get("cell")), "cells")
+        depths = _as_list(raw.get("num_layers", model.get("num_layers", 1)), "num_layers")
+        dirs = _as_list(raw.get("bidirectional", model.get("bidirectional", False)),
+                        "bidirectional")
+        for cell in cells:
+            for depth in depths:
+                for bi in dirs:
+                    entries.append({"cell": cell, "num_layers": depth, "bidirectional": bi})
+    elif isinstance(raw, (list, tuple)):
+        for item in raw:
+            if isinstance(item, str):
+                item = {"cell": item}
+            if not isinstance(item, Mapping) or "cell" not in item:
+                raise ConfigError(
+                    f"study.variants entry {item!r} must be a cell name or a mapping with "
+                    "cell (and optionally num_layers, bidirectional)"
+                )
+            unknown = set(item) - {"cell", "num_layers", "bidirectional"}
+            if unknown:
+                raise ConfigError(f"study.variants entry {dict(item)} has unknown key(s) "
+                                  f"{sorted(unknown)}")
+            entries.append({"num_layers": model.get("num_layers", 1),
+                            "bidirectional": model.get("bidirectional", False), **item})
+    else:
+        raise ConfigError("study.variants must be a mapping (cells, num_layers, bidirectional) "
+                          f"or a list of cells, got {raw!r}")
+    if not entries:
+        raise ConfigError("study.variants names no cell: give e.g. cells: [lstm, gru]")
+    variants: list[Variant] = []
+    for e in entries:
+        try:
+            get_cell(e["cell"])
+        except KeyError as err:  # UnknownCellError: the message lists the known cells
+            raise ConfigError(f"study.variants: {err}") from None
+        except PluginError as err:
+            raise ConfigError(f"study.variants: cell {e['cell']!r} failed to load: "
+                              f"{err}") from None
+        depth = _positive_int(e["num_layers"], f"study.variants num_layers of {e['cell']}")
+        if not isinstance(e["bidirectional"], bool):
+            raise ConfigError(f"study.variants bidirectional must be true or false, got "
+                              f"{e['bidirectional']!r}")
+        v = Variant(str(e["cell"]), depth, e["bidirectional"])
+        if v in variants:
+            raise ConfigError(f"study.variants lists {v.name} twice")
+        variants.append(v)
+    return variants
+
+
+def _named_options(raw: Any, what: str, known: Sequence[str], default: str) -> dict[str, Any]:
+    if raw is None:
+        raw = {"name": default}
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"study.{what} must be a name or a mapping with name, got {raw!r}")
+    out = dict(raw)
+    name = str(out.get("name", default)).lower()
+    if name in ("nop", "null", "off", "false"):
+        name = "none"
+    if name not in known:
+        raise ConfigError(f"study.{what}: unknown {what} {out.get('name')!r}; choose one of "
+                          f"{', '.join(known)}")
+    out["name"] = name
+    return out
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudySpec:
+    """Reads and validates a study file (a run config with a ``study:`` section).
+
+    Overrides use the ``section.key=value`` form of ``rnnbench fit``, including
+    ``study.trials_per_variant=20``.
+
+    Raises:
+        ConfigError: Anything wrong in the file; the message says what to fix.
+    """
+    cfg = load_config(path, overrides)
+    raw = cfg.pop("study", None)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{path} has no study: section; a study file is a run config plus study: "
+            "{variants, space, trials_per_variant, ...} (see configs/study/)"
+        )
+    return parse_study(raw, cfg, source=str(path), default_name=Path(path).stem)
+
+
+def parse_study(
+    raw: Mapping[str, Any], cfg: dict[str, Any], *, source: str | None = None,
+    default_name: str = "study",
+) -> StudySpec:
+    """Validates a ``study:`` mapping against the composed run config ``cfg``."""
+    unknown = set(raw) - set(STUDY_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown study option(s) {sorted(unknown)}; allowed: "
+                          f"{', '.join(STUDY_KEYS)}")
+    name = str(raw.get("name") or default_name)
+    if not _NAME.match(name):
+        raise ConfigError(f"study.name {name!r} may hold only letters, digits, '_', '-' and '.'")
+    cfg = copy.deepcopy(cfg)
+    cfg.setdefault("logging", {})
+    model = cfg.get("model", {})
+    variants = parse_variants(raw.get("variants"), model)
+    trials = raw.get("trials_per_variant", 10)
+    _positive_int(trials, "study.trials_per_variant")
+    space = raw.get("space")
+    if space is None or (isinstance(space, Mapping) and not space):
+        raise ConfigError(
+            "the search space is empty: study.space must give at least one hyper-parameter "
+            "to search, e.g. lr: {low: 1.0e-4, high: 1.0e-1, log: true}"
+        )
+    if not isinstance(space, Mapping):
+        raise ConfigError(f"study.space must be a mapping of hyper-parameters, got {space!r}")
+    over = raw.get("overrides") or {}
+    if not isinstance(over, Mapping) or not all(isinstance(v, Mapping) for v in over.values()):
+        raise ConfigError("study.overrides must map a cell or variant name to a mapping of "
+                          "search-space entries, e.g. overrides: {rnn_tanh: {lr: {high: 0.01}}}")
+    cells = {v.cell for v in variants}
+    names = {v.name for v in variants}
+    from rnnbench.cells import list_cells
+
+    registered = set(list_cells())
+    for key in over:
+        # Overrides of a registered cell that this run leaves out (e.g. narrowed on the
+        # command line) are kept for when it is compared; anything else is a typo.
+        if key not in cells and key not in names and key.split("-")[0] not in registered:
+            raise ConfigError(
+                f"study.overrides names unknown cell or variant {key!r}; the variants are "
+                f"{', '.join(sorted(names))} (cells: {', '.join(sorted(cells))})"
+            )
+    sampler = _named_options(raw.get("sampler"), "sampler", SAMPLERS, "tpe")
+    sampler.setdefault("seed", int(cfg.get("seed", 0) or 0))
+    pruner = _named_options(raw.get("pruner"), "pruner", PRUNERS, "median")
+    metric = raw.get("metric")
+    if metric is not None:
+        metric = str(metric)
+        if not metric.startswith("val/"):
+            raise ConfigError(
+                f"study.metric {metric!r} must be a validation metric (val/...): trials are "
+                "compared and pruned on validation data, the test split is kept for the final "
+                "re-runs"
+            )
+    direction = raw.get("direction")
+    if direction is not None:
+        if str(direction).lower() not in DIRECTIONS:
+            raise ConfigError(f"study.direction must be minimize or maximize, got {direction!r}")
+        direction = DIRECTIONS[str(direction).lower()]
+    seeds_raw = raw.get("seeds", 3)
+    if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
+        # K seeds after the search seed: the selected trial's own run is not counted again.
+        _positive_int(seeds_raw, "study.seeds", allow_zero=True)
+        base = int(cfg.get("seed", 0) or 0)
+        seeds = list(range(base + 1, base + 1 + seeds_raw))
+    elif isinstance(seeds_raw, (list, tuple)) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seeds_raw
+    ):
+        seeds = list(seeds_raw)
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"study.seeds lists a seed twice: {seeds}")
+    else:
+        raise ConfigError(f"study.seeds must be a count or a list of integers, got {seeds_raw!r}")
+    storage = raw.get("storage")
+    if storage is not None:
+        from rnnbench.studies.storage import parse_storage_url
+
+        storage = str(storage)
+        parse_storage_url(storage)  # fails early on unknown schemes
+    spec = StudySpec(
+        name=name,
+        config=cfg,
+        variants=variants,
+        space=dict(space),
+        overrides={k: dict(v) for k, v in over.items()},
+        trials_per_variant=trials,
+        sampler=sampler,
+        pruner=pruner,
+        metric=metric,
+        direction=direction,
+        seeds=seeds,
+        storage=storage,
+        retries=_positive_int(raw.get("retries", 1), "study.retries", allow_zero=True),
+        heartbeat_interval=_positive_int(raw.get("heartbeat_interval", 20),
+                                         "study.heartbeat_interval"),
+        grace_period=_positive_int(raw.get("grace_period", 90), "study.grace_period"),
+        description=str(raw.get("description") or cfg.get("description") or ""),
+        source=source,
+    )
+    if spec.grace_period <= spec.heartbeat_interval:
+        raise ConfigError("study.grace_period must be longer than study.heartbeat_interval")
+    for v in variants:
+        space_v = spec.space_for(v)
+        if sampler["name"] == "grid":
+            size = 1
+            for values in space_v.grid().values():
+                size *= len(values)
+            if trials > size:
+                raise ConfigError(
+                    f"the grid of variant {v.name} has {size} point(s) but "
+                    f"study.trials_per_variant is {trials}; a grid study runs each point once"
+                )
+        paths = {p.path for p in space_v.params.values()}
+        if "model.hidden_size" in paths and (model.get("param_budget")
+                                             or "model.param_budget" in paths):
+            raise ConfigError(
+                f"variant {v.name} searches model.hidden_size but model.param_budget is set, "
+                "which would override it; search one of them"
+            )
+    from rnnbench.studies.runner import make_pruner, make_sampler
+
+    make_sampler(spec, variants[0], 0)  # unknown sampler/pruner options fail here, not later
+    make_pruner(spec)
+    return spec
+
+
+__all__ = ["DIRECTIONS", "PRUNERS", "SAMPLERS", "STUDY_KEYS", "StudySpec", "Variant",
+           "load_study", "parse_study", "parse_variants"]

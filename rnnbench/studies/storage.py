@@ -1,0 +1,228 @@
+"""Study storages by URL: SQLite (one worker), journal file (one machine), PostgreSQL (many)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from rnnbench.experiment import ConfigError
+
+RDB_DIALECTS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
+HINT = (
+    "use sqlite:///PATH.db (one worker), journal:///PATH.journal (several workers on one "
+    "machine) or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (several machines)"
+)
+
+
+class StorageError(ConfigError):
+    """A storage URL is malformed, names an unknown scheme, or the server cannot be reached."""
+
+
+@dataclass(frozen=True)
+class StorageURL:
+    """A parsed storage location.
+
+    Attributes:
+        kind: ``sqlite``, ``journal`` or ``rdb`` (a database server).
+        url: What Optuna is given (an SQLAlchemy URL, or the journal file path).
+        path: The local file of a ``sqlite`` / ``journal`` storage, else ``None``.
+        text: The URL as the user wrote it (normalised), for workers to join with.
+    """
+
+    kind: str
+    url: str
+    path: Path | None
+    text: str
+
+    @property
+    def display(self) -> str:
+        """The URL with any password replaced by ``***``."""
+        return mask_password(self.text)
+
+    @property
+    def heartbeat_native(self) -> bool:
+        """Whether Optuna's own heartbeat table is available (every RDB, SQLite included)."""
+        return self.kind in ("sqlite", "rdb")
+
+
+def mask_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def parse_storage_url(text: str) -> StorageURL:
+    """Parses a storage URL or file path without touching the storage.
+
+    Accepted: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``journal:///abs/path``,
+    ``journal:relative/path``, a plain ``*.journal`` / ``*.log`` / ``*.db`` path, and any
+    SQLAlchemy database URL (``postgresql+psycopg://user:pw@host:5432/db``, ``mysql+pymysql://``).
+
+    Raises:
+        StorageError: Unknown scheme or a URL that cannot name a shared storage.
+    """
+    text = str(text).strip()
+    if not text:
+        raise StorageError(f"the storage URL is empty; {HINT}")
+    if "://" not in text and not text.startswith("journal:"):
+        suffix = Path(text).suffix
+        if suffix in (".journal", ".log"):
+            return StorageURL("journal", text, Path(text), f"journal:{text}")
+        if suffix in (".db", ".sqlite", ".sqlite3"):
+            return parse_storage_url(f"sqlite:///{text}")
+        raise StorageError(f"storage {text!r} is neither a URL nor a .journal/.db file; {HINT}")
+    if text.startswith("journal:"):
+        path = text[len("journal:"):]
+        path = path[2:] if path.startswith("//") else path
+        if not path:
+            raise StorageError(f"storage {text!r} names no journal file; {HINT}")
+        return StorageURL("journal", path, Path(path), f"journal:{path}")
+    scheme = text.split("://", 1)[0].lower()
+    dialect = scheme.split("+", 1)[0]
+    if dialect == "sqlite":
+        path = text.split("://", 1)[1]
+        if path in ("", "/", "/:memory:") or ":memory:" in path:
+            raise StorageError(
+                f"storage {text!r} is an in-memory database, which worker processes cannot "
+                f"share; {HINT}"
+            )
+        if not path.startswith("/"):
+            raise StorageError(f"storage {text!r}: write sqlite:///relative.db or "
+                               "sqlite:////absolute/path.db")
+        return StorageURL("sqlite", text, Path(path[1:]), text)
+    if dialect == "postgres":  # Heroku-style alias SQLAlchemy does not accept
+        text, scheme, dialect = "postgresql" + text[len(scheme):], "postgresql", "postgresql"
+    if dialect not in RDB_DIALECTS:
+        raise StorageError(f"storage URL {mask_password(text)!r} has an unknown scheme "
+                           f"{scheme!r}; {HINT}")
+    if scheme == "postgresql" and importlib.util.find_spec("psycopg2") is None and (
+        importlib.util.find_spec("psycopg") is not None
+    ):
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; rnnbench ships psycopg 3.
+        text = "postgresql+psycopg" + text[len("postgresql"):]
+    parts = urlsplit(text)
+    if not parts.hostname and dialect != "postgresql":
+        raise StorageError(f"storage URL {mask_password(text)!r} names no host; {HINT}")
+    return StorageURL("rdb", text, None, text)
+
+
+def default_storage_url(output_dir: str | Path, workers: int) -> str:
+    """The storage a study uses when the file and command line name none.
+
+    An existing ``study.db`` or ``study.journal`` in ``output_dir`` is reused (so re-running
+    with another ``--workers`` resumes the same study); otherwise one worker gets SQLite and
+    several get a journal file, which needs no database locks across processes.
+    """
+    out = Path(output_dir)
+    if (out / "study.journal").exists():
+        return f"journal:{out / 'study.journal'}"
+    if (out / "study.db").exists():
+        return f"sqlite:///{out / 'study.db'}"
+    if workers <= 1:
+        return f"sqlite:///{out / 'study.db'}"
+    return f"journal:{out / 'study.journal'}"
+
+
+def _connect_error(parsed: StorageURL, err: BaseException) -> StorageError:
+    parts = urlsplit(parsed.text)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 'default port'}"
+    detail = str(getattr(err, "orig", None) or err).strip().splitlines()
+    reason = detail[0] if detail else type(err).__name__
+    return StorageError(
+        f"cannot connect to the study storage {parsed.display} at {where}: {reason}. Is the "
+        "database server running and reachable, and are the user, password and database "
+        "name right? (For a local test server run .ci/postgres.sh.)"
+    )
+
+
+def _serialize_sqlite(engine: Any) -> None:
+    """Makes every SQLite transaction ``BEGIN IMMEDIATE``.
+
+    Optuna claims a WAITING trial with ``SELECT ... FOR UPDATE`` and then an ``UPDATE``;
+    SQLite ignores ``FOR UPDATE`` and Python's driver runs the ``SELECT`` outside any
+    transaction, so two processes could both read WAITING and both run the trial (measured:
+    4 processes claimed 20 times from 18 slots). An immediate transaction takes SQLite's write
+    lock before the read, which makes read-then-write atomic across processes.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver must not issue its own BEGIN
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the hooks existed
+
+
+def open_storage(
+    url: str | StorageURL,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    create: bool = True,
+) -> Any:
+    """Opens (and for files, creates) the Optuna storage at ``url``.
+
+    Args:
+        url: A storage URL (see :func:`parse_storage_url`).
+        heartbeat_interval: Seconds between a running trial's heartbeats (RDB storages).
+        grace_period: Seconds without a heartbeat after which a running trial is stale.
+        create: Create the parent folder of a file storage.
+
+    Raises:
+        StorageError: Bad URL, missing database driver, or an unreachable server.
+    """
+    import optuna
+
+    parsed = url if isinstance(url, StorageURL) else parse_storage_url(url)
+    if parsed.path is not None:
+        if create:
+            parsed.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not parsed.path.exists():
+            raise StorageError(f"storage file {parsed.path} does not exist")
+    if parsed.kind == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(parsed.path)))
+    import sqlalchemy.exc
+
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.kind == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+        if parsed.text.startswith(("postgresql", "mysql", "mariadb")):
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    hb = {}
+    if heartbeat_interval:
+        hb = {"heartbeat_interval": int(heartbeat_interval),
+              "grace_period": int(grace_period or 4 * heartbeat_interval)}
+    try:
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.x
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(parsed.url, engine_kwargs=engine_kwargs, **hb)
+        if parsed.kind == "sqlite":
+            _serialize_sqlite(storage.engine)
+        return storage
+    except ModuleNotFoundError as err:
+        raise StorageError(
+            f"the database driver {err.name!r} for {parsed.display} is not installed; for "
+            "PostgreSQL install psycopg 3 (pip install 'rnnbench[postgres]') and use a "
+            "postgresql+psycopg:// URL"
+        ) from None
+    except sqlalchemy.exc.ArgumentError as err:
+        raise StorageError(f"storage URL {parsed.display} is malformed ({err}); {HINT}") from None
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
+        raise _connect_error(parsed, err) from None
+    except sqlalchemy.exc.DBAPIError as err:
+        raise _connect_error(parsed, err) from None
+
+
+__all__ = ["StorageError", "StorageURL", "default_storage_url", "mask_password",
+           "open_storage", "parse_storage_url"]
