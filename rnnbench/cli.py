@@ -40,7 +40,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     loggers = []
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides, quick=args.quick)
         if args.wandb:
             cfg["logging"]["wandb"] = cfg["logging"].get("wandb") or True
         if cfg["logging"].get("wandb"):
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the newest run of this config from its last checkpoint")
     p.add_argument("--no-test", action="store_true", help="skip the test split after fitting")
+    p.add_argument("--quick", action="store_true",
+                   help="apply the config's quick: section (a short version of the run)")
     p.add_argument("--wandb", action="store_true",
                    help="log to Weights & Biases (offline unless you are logged in)")
     p.set_defaults(func=_cmd_fit)

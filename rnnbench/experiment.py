@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 SECTIONS = ("data", "model", "optim", "trainer", "logging", "checkpoint", "task")
-TOP_LEVEL = (*SECTIONS, "seed", "name", "defaults", "description", "study")
+TOP_LEVEL = (*SECTIONS, "seed", "name", "defaults", "description", "study", "quick")
 MODEL_KEYS = {
     "cell", "hidden_size", "num_layers", "bidirectional", "dropout", "impl", "cell_kwargs",
     "init", "tbptt", "param_budget",
@@ -95,8 +95,12 @@ def load_config(
     overrides: Sequence[str] = (),
     *,
     root: Path | None = None,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Composes a run config: built-in defaults < ``defaults:`` groups < file < overrides.
+
+    With ``quick``, the file's own ``quick:`` mapping (a smaller version of the same run)
+    is merged over the file before the overrides.
 
     A file may name config groups to start from, one concern per file::
 
@@ -125,8 +129,16 @@ def load_config(
                 f"known {group} configs: {', '.join(known) or 'none'}"
             )
         cfg[group] = deep_merge(cfg.get(group, {}), _read_yaml(group_file))
-    file_cfg = {k: v for k, v in file_cfg.items() if k != "defaults"}
+    quick_cfg = file_cfg.get("quick")
+    file_cfg = {k: v for k, v in file_cfg.items() if k not in ("defaults", "quick")}
     cfg = deep_merge(cfg, file_cfg)
+    if quick:
+        if not isinstance(quick_cfg, dict):
+            raise ConfigError(
+                f"--quick: {path} has no quick: section (a mapping of overrides that makes a "
+                "short version of the run); run it without --quick"
+            )
+        cfg = deep_merge(cfg, quick_cfg)
     for text in overrides:
         cfg = deep_merge(cfg, parse_override(text))
     validate_config(cfg)

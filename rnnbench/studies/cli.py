@@ -57,7 +57,7 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
             overrides.append(f"study.name={args.name}")
         if args.workers is not None and args.workers <= 0:
             raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
-        spec = load_study(args.study_file, overrides)
+        spec = load_study(args.study_file, overrides, quick=args.quick)
         return launch_study(spec, workers=args.workers, storage=args.storage,
                             live=False if args.no_live else None)
     except ConfigError as err:
@@ -134,6 +134,8 @@ def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
                    "worker and study.journal for several)")
     r.add_argument("--name", default=None, help="study name (default: study.name or the "
                    "file name)")
+    r.add_argument("--quick", action="store_true",
+                   help="apply the file's quick: section: a short version of the same study")
     r.add_argument("--no-live", action="store_true",
                    help="print progress lines instead of the live table")
     r.set_defaults(func=functools.partial(_cmd_run, cli_error=cli_error))

@@ -15,7 +15,7 @@ from rnnbench.studies.space import SearchSpace, build_space, get_path
 STUDY_KEYS = (
     "name", "description", "variants", "trials_per_variant", "space", "overrides", "sampler",
     "pruner", "metric", "direction", "seeds", "storage", "retries", "heartbeat_interval",
-    "grace_period",
+    "grace_period", "paper",
 )
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -89,6 +89,7 @@ class StudySpec:
     grace_period: int = 90
     description: str = ""
     source: str | None = None
+    paper: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self._spaces: dict[str, SearchSpace] = {}
@@ -144,6 +145,7 @@ class StudySpec:
             "heartbeat_interval": self.heartbeat_interval,
             "grace_period": self.grace_period,
             "source": self.source,
+            "paper": dict(self.paper) if self.paper else None,
         }
 
     @classmethod
@@ -170,6 +172,7 @@ class StudySpec:
             heartbeat_interval=int(data.get("heartbeat_interval", 20)),
             grace_period=int(data.get("grace_period", 90)),
             source=data.get("source"),
+            paper=data.get("paper"),
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -306,7 +309,9 @@ def _named_options(raw: Any, what: str, known: Sequence[str], default: str) -> d
     return out
 
 
-def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudySpec:
+def load_study(
+    path: str | Path, overrides: Sequence[str] = (), *, quick: bool = False
+) -> StudySpec:
     """Reads and validates a study file (a run config with a ``study:`` section).
 
     Overrides use the ``section.key=value`` form of ``rnnbench fit``, including
@@ -315,7 +320,7 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudySpec:
     Raises:
         ConfigError: Anything wrong in the file; the message says what to fix.
     """
-    cfg = load_config(path, overrides)
+    cfg = load_config(path, overrides, quick=quick)
     raw = cfg.pop("study", None)
     if not isinstance(raw, Mapping):
         raise ConfigError(
@@ -323,6 +328,25 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudySpec:
             "{variants, space, trials_per_variant, ...} (see configs/study/)"
         )
     return parse_study(raw, cfg, source=str(path), default_name=Path(path).stem)
+
+
+def _parse_paper(raw: Any) -> dict[str, str] | None:
+    """``paper: {source: chung2014, dataset: jsb_chorales}``: the published figures to show."""
+    if raw is None:
+        return None
+    from rnnbench.report.published import load_published
+
+    known = {(p.source, p.dataset) for p in load_published()}
+    if not isinstance(raw, Mapping) or set(raw) - {"source", "dataset"}:
+        raise ConfigError("study.paper must be {source: ..., dataset: ...}, e.g. "
+                          "{source: chung2014, dataset: jsb_chorales}")
+    pair = (str(raw.get("source")), str(raw.get("dataset")))
+    if pair not in known:
+        raise ConfigError(
+            f"study.paper {pair[0]}:{pair[1]} has no published figures; known: "
+            + ", ".join(f"{s}:{d}" for s, d in sorted(known))
+        )
+    return {"source": pair[0], "dataset": pair[1]}
 
 
 def parse_study(
@@ -424,6 +448,7 @@ def parse_study(
         grace_period=_positive_int(raw.get("grace_period", 90), "study.grace_period"),
         description=str(raw.get("description") or cfg.get("description") or ""),
         source=source,
+        paper=_parse_paper(raw.get("paper")),
     )
     if spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError("study.grace_period must be longer than study.heartbeat_interval")
