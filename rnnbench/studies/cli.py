@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,20 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
         if args.workers is not None and args.workers <= 0:
             raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
         spec = load_study(args.study_file, overrides, quick=args.quick)
-        return launch_study(spec, workers=args.workers, storage=args.storage,
+        code = launch_study(spec, workers=args.workers, storage=args.storage,
                             live=False if args.no_live else None)
     except ConfigError as err:
         raise cli_error(str(err)) from None
+    if code == 0 and not args.no_report:
+        # The comparison table beside the published numbers, and the plots.
+        from rnnbench.report.cli import report_study
+        from rnnbench.report.tables import ReportError
+
+        try:
+            report_study(spec.name, storage=args.storage, folder=spec.output_dir)
+        except ReportError as err:
+            print(f"rnnbench study run: report skipped: {err}", file=sys.stderr)
+    return code
 
 
 def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
@@ -134,6 +145,8 @@ def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
                    "worker and study.journal for several)")
     r.add_argument("--name", default=None, help="study name (default: study.name or the "
                    "file name)")
+    r.add_argument("--no-report", action="store_true",
+                   help="skip the report (tables beside published numbers, plots) at the end")
     r.add_argument("--quick", action="store_true",
                    help="apply the file's quick: section: a short version of the same study")
     r.add_argument("--no-live", action="store_true",

@@ -1,0 +1,238 @@
+"""Report figures (matplotlib, Agg): learning curves, optimisation history, importance, size."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from rnnbench.report.tables import ReportTable, read_log
+
+
+@dataclass
+class Figure:
+    """One rendered figure: ``{"png": bytes, "svg": bytes}`` plus what the report says."""
+
+    name: str
+    title: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # files only; never a window, also without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _render(fig: Any, name: str, title: str, notes: list[str] | None = None) -> Figure:
+    plt = _pyplot()
+    out = Figure(name, title, notes=list(notes or []))
+    fig.tight_layout()
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        meta = {"Date": None} if fmt == "svg" else {}  # reproducible SVGs
+        fig.savefig(buf, format=fmt, dpi=120, metadata=meta)
+        out.files[fmt] = buf.getvalue()
+    plt.close(fig)
+    return out
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.2):
+    plt = _pyplot()
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _curve(log: pd.DataFrame, metric: str) -> pd.Series | None:
+    """The metric per epoch (1-based, like the pruner's steps) from one CSV log."""
+    if log is None or metric not in log or "epoch" not in log:
+        return None
+    rows = log[["epoch", metric]].dropna()
+    if rows.empty:
+        return None
+    s = rows.groupby("epoch")[metric].last()
+    s.index = s.index.astype(int) + 1
+    return s
+
+
+def learning_curves(results: dict[str, Any]) -> Figure:
+    """Validation metric against epoch per variant: mean over the final seeds, min-max band,
+    thin lines for the single seeds."""
+    plt = _pyplot()
+    metric = results["metric"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    notes, drawn = [], 0
+    for i, row in enumerate(results["variants"]):
+        curves = [c for r in row["final"]["runs"] if r["state"] == "COMPLETE"
+                  for c in [_curve(read_log(r.get("run_dir")), metric)] if c is not None]
+        if not curves:
+            notes.append(f"{row['variant']}: no final run logged {metric}")
+            continue
+        frame = pd.concat(curves, axis=1)  # (epochs, seeds)
+        color = f"C{i % 10}"
+        mean = frame.mean(axis=1)
+        ax.plot(mean.index, mean.values, color=color, marker="o", ms=3,
+                label=f"{row['variant']} (n={frame.shape[1]})")
+        if frame.shape[1] > 1:
+            ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1), color=color,
+                            alpha=0.2, linewidth=0)
+        drawn += 1
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{results['study']}: {metric} of the final runs (mean, min-max over seeds)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if drawn:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no final run logged " + metric, ha="center", va="center",
+                transform=ax.transAxes)
+    return _render(fig, "learning_curves", "Learning curves", notes)
+
+
+def optimization_history(results: dict[str, Any]) -> Figure:
+    """Per variant: each search trial's value by trial number and the best so far."""
+    metric = results["metric"]
+    maximize = results.get("direction") == "maximize"
+    variants = [r["variant"] for r in results["variants"]]
+    fig, axes = _grid(len(variants))
+    for i, (name, ax) in enumerate(zip(variants, axes)):
+        rows = sorted((t for t in results.get("trials", [])
+                       if t["variant"] == name and t["kind"] == "search"),
+                      key=lambda t: t["number"])
+        done = [t for t in rows if t["state"] == "COMPLETE" and t["value"] is not None]
+        counts = {s: sum(t["state"] == s for t in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}
+        if done:
+            x = [t["number"] for t in done]
+            y = [t["value"] for t in done]
+            ax.scatter(x, y, color=f"C{i % 10}", s=18, label="trial value", zorder=3)
+            best = (pd.Series(y).cummax() if maximize else pd.Series(y).cummin()).tolist()
+            ax.step(x, best, where="post", color="black", lw=1.2, label="best so far")
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no complete trial", ha="center", va="center",
+                    transform=ax.transAxes)
+        for t in rows:
+            if t["state"] in ("PRUNED", "FAIL"):
+                ax.axvline(t["number"], color="red" if t["state"] == "FAIL" else "grey",
+                           lw=0.8, ls=":", zorder=1)
+        ax.set_title(f"{name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+                     f"{counts['FAIL']} failed", fontsize=9)
+        ax.set_xlabel("trial number")
+        ax.set_ylabel(metric)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(f"{results['study']}: optimisation history "
+                 "(dotted: pruned grey, failed red)", fontsize=10)
+    return _render(fig, "history", "Optimisation history")
+
+
+def _importances(run: Any, variant: Any) -> tuple[dict[str, float] | None, str | None]:
+    import optuna
+    from optuna.trial import TrialState
+
+    from rnnbench.studies.runner import SEARCH
+
+    study = run.study(variant, SEARCH)
+    done = [t for t in run.trials(variant, SEARCH) if t.state == TrialState.COMPLETE]
+    if len(done) < 2:
+        return None, f"{variant.name}: fewer than 2 complete trials, no importance"
+    varying = sorted({k for t in done for k in t.params
+                      if len({repr(x.params.get(k)) for x in done}) > 1})
+    if not varying:
+        return None, f"{variant.name}: no searched parameter varies, no importance"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.importance.get_param_importances(study, params=varying), None
+    except Exception as err:  # noqa: BLE001 - a figure is not worth failing the report
+        return None, f"{variant.name}: importance failed ({type(err).__name__}: {err})"
+
+
+def importance(run: Any, results: dict[str, Any]) -> Figure:
+    """Per variant: Optuna's hyper-parameter importance (default evaluator, fANOVA) over the
+    complete search trials. Skipped, with a note, below 2 complete trials or when no searched
+    parameter varies; needs the storage (``run``)."""
+    variants = list(run.spec.variants) if run is not None else []
+    notes: list[str] = []
+    if not variants:
+        notes.append("parameter importance needs the study storage (only results.json found)")
+        variants_shown: list[Any] = []
+    else:
+        variants_shown = variants
+    fig, axes = _grid(max(len(variants_shown), 1), width=4.2, height=2.6)
+    if not variants_shown:
+        axes[0].text(0.5, 0.5, notes[0], ha="center", va="center", wrap=True,
+                     transform=axes[0].transAxes)
+        axes[0].set_axis_off()
+    for i, (v, ax) in enumerate(zip(variants_shown, axes)):
+        values, note = _importances(run, v)
+        if values is None:
+            notes.append(str(note))
+            ax.text(0.5, 0.5, str(note).split(": ", 1)[1], ha="center", va="center",
+                    wrap=True, transform=ax.transAxes, fontsize=8)
+            ax.set_axis_off()
+            ax.set_title(v.name, fontsize=9)
+            continue
+        names = list(values)[::-1]  # the most important on top
+        ax.barh(names, [values[k] for k in names], height=0.5, color=f"C{i % 10}")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"importance for {results['metric']}")
+        ax.set_title(v.name, fontsize=9)
+    fig.suptitle(f"{results['study']}: hyper-parameter importance (fANOVA)", fontsize=10)
+    return _render(fig, "importance", "Hyper-parameter importance", notes)
+
+
+def metric_vs_params(table: ReportTable) -> Figure:
+    """Final test metric (mean +- sample std over seeds) against parameter count, with the
+    published figures when a paper is given."""
+    plt = _pyplot()
+    test = table.test_metric or table.metric
+    d = table.data
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    drawn = 0
+    for i, (_, r) in enumerate(d.iterrows()):
+        mean, n = r[f"{test}_mean"], r[f"{test}_n"]
+        if not n or pd.isna(r["num_parameters"]):
+            continue
+        std = r[f"{test}_std"] if n > 1 else 0.0
+        ax.errorbar([r["num_parameters"]], [mean], yerr=[std], fmt="o", capsize=4,
+                    color=f"C{i % 10}", label=f"{r['variant']} (n={int(n)})")
+        ax.annotate(r["variant"], (r["num_parameters"], mean), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+        drawn += 1
+    if table.paper and "published" in d:
+        pub = d.dropna(subset=["published"])
+        if not pub.empty:
+            ax.scatter(pub["num_parameters"], pub["published"], marker="*", s=90,
+                       color="black", label=f"{table.paper['source']} (published)")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"{test} (final runs, mean ± std)")
+    ax.set_title(f"{table.study}: {test} vs parameter count")
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, f"no final run has {test}", ha="center", va="center",
+                transform=ax.transAxes)
+    return _render(fig, "metric_vs_params", f"{test} vs parameter count")
+
+
+def all_figures(table: ReportTable, results: dict[str, Any], run: Any = None) -> list[Figure]:
+    """Every report figure, rendered in memory (nothing is written here)."""
+    return [learning_curves(results), optimization_history(results), importance(run, results),
+            metric_vs_params(table)]
+
+
+__all__ = ["Figure", "all_figures", "importance", "learning_curves", "metric_vs_params",
+           "optimization_history"]

@@ -1,0 +1,461 @@
+"""The comparison table of one study: open it, build one row per variant, render it."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rnnbench.report.published import load_published, lookup
+from rnnbench.report.stats import summarize, welch_pvalue
+
+TOKENS = "train/tokens_per_s"
+DASH = "-"
+
+
+class ReportError(Exception):
+    """A study cannot be found, opened or reported; the message is one paragraph for users."""
+
+
+# ---------------------------------------------------------------------- opening a study
+@dataclass
+class StudySource:
+    """What a report is built from.
+
+    Attributes:
+        results: The ``results.json`` mapping (``rnnbench.studies.collect``).
+        run: The study in its storage, or ``None`` when only ``results.json`` was found (no
+            optimisation history beyond the trial list, no parameter importance).
+        folder: The study's output folder (``report/`` goes there by default), if known.
+        paper: ``{"source", "dataset"}`` stored with the study (``study.paper``), if any.
+    """
+
+    results: dict[str, Any]
+    run: Any = None
+    folder: Path | None = None
+    paper: dict[str, str] | None = None
+
+
+def _storage_files(folder: Path) -> list[Path]:
+    return [folder / f for f in ("study.journal", "study.db") if (folder / f).exists()]
+
+
+def _studies_in(storage: Any) -> dict[str, dict[str, Any]]:
+    """``{name: stored spec}`` of every rnnbench study (root studies) in an open storage."""
+    from rnnbench.studies.runner import SPEC_ATTR
+
+    return {s.study_name: s.user_attrs[SPEC_ATTR] for s in storage.get_all_studies()
+            if SPEC_ATTR in s.user_attrs}
+
+
+def _folders_in(parent: Path) -> list[str]:
+    if not parent.is_dir():
+        return []
+    return sorted(p.name for p in parent.iterdir() if p.is_dir() and (
+        _storage_files(p) or (p / "results.json").exists()))
+
+
+def open_source(study: str, *, storage: str | None = None, folder: str | Path | None = None,
+                runs_dir: str | Path = "runs") -> StudySource:
+    """Finds a study the way ``rnnbench report`` does.
+
+    Args:
+        study: A study name, or a study output folder (holding ``study.db`` /
+            ``study.journal`` and/or ``results.json``).
+        storage: A storage URL (as ``rnnbench study run --storage``); ``study`` is the name.
+        folder: The study output folder; ``study`` is the name.
+        runs_dir: Where a bare name is looked for: ``{runs_dir}/{study}/``.
+
+    Raises:
+        ReportError: No such study (the message lists the ones that exist), or the storage
+            cannot be opened.
+    """
+    from rnnbench.experiment import ConfigError
+    from rnnbench.studies.runner import StudyRun
+    from rnnbench.studies.storage import default_storage_url, open_storage, parse_storage_url
+
+    name: str | None = study
+    if storage is None and folder is None:
+        if Path(study).is_dir() and (_storage_files(Path(study))
+                                     or (Path(study) / "results.json").exists()):
+            folder, name = Path(study), None
+        else:
+            folder = Path(runs_dir) / study
+            if not folder.is_dir():
+                known = _folders_in(Path(runs_dir))
+                raise ReportError(
+                    f"no study {study!r}: {folder} does not exist (studies in {runs_dir}/: "
+                    f"{', '.join(known) or 'none'}). Give the study's output folder, or its "
+                    "storage with --storage URL, or the folder with --dir FOLDER"
+                )
+    folder = Path(folder) if folder is not None else None
+    try:
+        if storage is None:
+            assert folder is not None
+            if not folder.is_dir():
+                raise ReportError(f"study folder {folder} does not exist")
+            if not _storage_files(folder):
+                return _from_results_json(folder, name)
+            storage = default_storage_url(folder, 1)  # the existing journal or database
+        parsed = parse_storage_url(storage)
+        if parsed.path is not None and not parsed.path.exists():
+            raise ReportError(f"storage file {parsed.path} does not exist")
+        known = _studies_in(open_storage(parsed, create=False))
+        if name is None:
+            if len(known) != 1:
+                raise ReportError(
+                    f"{parsed.display} holds {len(known)} rnnbench studies "
+                    f"({', '.join(sorted(known)) or 'none'}); name one: rnnbench report NAME "
+                    f"--storage {parsed.display}")
+            (name,) = known
+        if name not in known:
+            raise ReportError(
+                f"no study {name!r} in {parsed.display}; studies there: "
+                f"{', '.join(sorted(known)) or 'none'}")
+        run = StudyRun.attach(parsed, name)
+    except ConfigError as err:  # StorageError too
+        raise ReportError(str(err)) from None
+    from rnnbench.studies.results import collect
+
+    if folder is None and parsed.path is not None:
+        folder = parsed.path.parent
+    elif folder is None:
+        folder = run.spec.output_dir
+    paper = getattr(run.spec, "paper", None) or known[name].get("paper")
+    return StudySource(collect(run, _sizes(run)), run, folder, paper or None)
+
+
+def _sizes(run: Any) -> dict[str, dict[str, Any]]:
+    """Size of each variant read from any of its trials (collect() reads the best one)."""
+    from rnnbench.studies.runner import FINAL, SEARCH
+
+    out: dict[str, dict[str, Any]] = {}
+    for v in run.spec.variants:
+        for kind in (SEARCH, FINAL):
+            for t in run.trials(v, kind):
+                if t.user_attrs.get("num_parameters") is not None:
+                    out.setdefault(v.name, {"hidden_size": t.user_attrs.get("hidden_size"),
+                                            "num_parameters": t.user_attrs["num_parameters"]})
+    return out
+
+
+def _from_results_json(folder: Path, name: str | None) -> StudySource:
+    path = folder / "results.json"
+    if not path.exists():
+        raise ReportError(f"{folder} holds no study: no study.db, study.journal or "
+                          "results.json there")
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ReportError(f"cannot read {path}: {err}") from None
+    if name is not None and results.get("study") != name:
+        raise ReportError(f"no study {name!r} in {folder}; results.json there is of study "
+                          f"{results.get('study')!r}")
+    return StudySource(results, None, folder, None)
+
+
+# ---------------------------------------------------------------------- the logs
+@lru_cache(maxsize=512)
+def _read_log_cached(path: str, mtime: float) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+
+
+def read_log(run_dir: str | Path | None) -> pd.DataFrame | None:
+    """The Lightning CSV log ``{run_dir}/metrics.csv`` of one trial, or ``None``."""
+    if not run_dir:
+        return None
+    path = Path(run_dir) / "metrics.csv"
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    return _read_log_cached(str(path), mtime)
+
+
+def _tokens_per_s(row: dict[str, Any], trials: list[dict[str, Any]]) -> float | None:
+    """Median ``train/tokens_per_s`` over the final runs' logs (else the search trials')."""
+    for dirs in ([r["run_dir"] for r in row["final"]["runs"]],
+                 [t["run_dir"] for t in trials if t["kind"] == "search"]):
+        values = []
+        for d in dirs:
+            log = read_log(d)
+            if log is not None and TOKENS in log:
+                values += log[TOKENS].dropna().tolist()
+        if values:
+            return float(pd.Series(values).median())
+    return None
+
+
+# ---------------------------------------------------------------------- the table
+@dataclass
+class ReportTable:
+    """One study's comparison table.
+
+    Attributes:
+        data: One row per variant, raw numbers (what ``report.csv`` holds); the columns are
+            described in ``docs/report.md``.
+        best: The variant the p-values compare against (best final validation mean).
+        notes: Sentences shown under the table (failures, missing data, the test used).
+    """
+
+    study: str
+    metric: str
+    test_metric: str | None
+    direction: str
+    data: pd.DataFrame
+    best: str | None
+    paper: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+    description: str = ""
+    trials_per_variant: int = 0
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return (f"study {self.study}: {self.trials_per_variant} trials per variant, best "
+                f"configuration re-run over {len(self.seeds)} seed(s)")
+
+    @property
+    def any_complete(self) -> bool:
+        return bool((self.data["complete"] > 0).any())
+
+
+def parse_paper(text: str) -> dict[str, str]:
+    """``"chung2014:jsb_chorales"`` -> ``{"source": ..., "dataset": ...}``.
+
+    Raises:
+        ReportError: Malformed, or no published figures for that pair (lists the known ones).
+    """
+    known = sorted({(p.source, p.dataset) for p in load_published()})
+    source, _, dataset = text.partition(":")
+    if (source, dataset) not in known:
+        raise ReportError(f"--paper {text!r} names no published figures; use SOURCE:DATASET, "
+                          "one of " + ", ".join(f"{s}:{d}" for s, d in known))
+    return {"source": source, "dataset": dataset}
+
+
+def _values(row: dict[str, Any], key: str | None) -> list[float]:
+    if not key:
+        return []
+    out = []
+    for r in row["final"]["runs"]:
+        v = (r.get("metrics") or {}).get(key)
+        if r["state"] == "COMPLETE" and isinstance(v, (int, float)) and math.isfinite(v):
+            out.append(float(v))
+    return out
+
+
+def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) -> ReportTable:
+    """One row per variant from a ``results.json`` mapping (and the trials' CSV logs).
+
+    Args:
+        results: What :func:`rnnbench.studies.collect` returns.
+        paper: ``{"source", "dataset"}``: add the published test figure and our difference.
+    """
+    metric, test = results["metric"], results.get("test_metric")
+    direction = results.get("direction") or "minimize"
+    sign = -1.0 if direction == "maximize" else 1.0
+    rows, notes = [], []
+    trials_by_variant: dict[str, list[dict[str, Any]]] = {}
+    for t in results.get("trials", []):
+        trials_by_variant.setdefault(t["variant"], []).append(t)
+    finals = {r["variant"]: (_values(r, metric), _values(r, test)) for r in results["variants"]}
+    ranked = sorted(((sign * summarize(v or t).mean, name) for name, (v, t) in finals.items()
+                     if v or t), key=lambda x: x[0])
+    best = ranked[0][1] if ranked else None
+    method = "welch"
+    short = test.split("/", 1)[1] if test and "/" in test else None
+    missing_paper = []
+    for r in results["variants"]:
+        name, t = r["variant"], r["trials"]
+        trials = trials_by_variant.get(name, [])
+        s = summarize(finals[name][1])
+        p = float("nan")
+        if best is not None and name != best:
+            p, method = welch_pvalue(finals[best][1], finals[name][1])
+        durations = [x["duration_s"] for x in trials if x.get("duration_s") is not None]
+        row = {
+            "variant": name, "cell": r.get("cell"), "num_layers": r.get("num_layers"),
+            "bidirectional": r.get("bidirectional"), "hidden_size": r.get("hidden_size"),
+            "num_parameters": r.get("num_parameters"),
+            f"best_{metric}": (r["best"] or {}).get("value"),
+            f"{test}_mean": s.mean, f"{test}_std": s.std, f"{test}_n": s.n,
+            f"{test}_ci95_low": s.low, f"{test}_ci95_high": s.high,
+            "p_value": p,
+            "complete": t["complete"], "pruned": t["pruned"], "failed": t["failed"],
+            "budget": t["budget"],
+            "final_failed": sum(x["state"] == "FAIL" for x in r["final"]["runs"]),
+            "wall_time_s": sum(durations) if durations else float("nan"),
+            "tokens_per_s": _tokens_per_s(r, trials),
+        }
+        if paper:
+            pub = lookup(paper["source"], paper["dataset"], name, short or "", "test")
+            row["published"] = pub.value if pub else float("nan")
+            row["published_diff"] = s.mean - pub.value if pub else float("nan")
+            if pub is None:
+                missing_paper.append(name)
+        rows.append(row)
+        kinds = sorted({str(f["fail_kind"]) for f in r["failures"]
+                        if not f["retried"] and f["kind"] == "search"})
+        if t["failed"]:
+            first = next((f["reason"] for f in r["failures"] if f["reason"]), None)
+            notes.append(f"{name}: {t['failed']} search trial(s) failed ({', '.join(kinds)})"
+                         + (f", e.g. {first[:160]}" if first else ""))
+        if not t["complete"]:
+            notes.append(f"{name}: no search trial completed, so it has no final runs")
+        elif row["final_failed"]:
+            notes.append(f"{name}: {row['final_failed']} final run(s) failed")
+    data = pd.DataFrame(rows)
+    data["tokens_per_s"] = data["tokens_per_s"].astype(float)
+    if best is not None:
+        how = ("Welch's t-test (scipy.stats.ttest_ind, equal_var=False)" if method == "welch"
+               else "a bootstrap Welch test (scipy not installed)")
+        notes.append(f"p: two-sided {how} of each variant's final {test} against {best}, "
+                     f"the variant with the best final {metric}; needs >= 2 seeds per side")
+    if paper and missing_paper:
+        notes.append(f"{paper['source']} reports no {paper['dataset']} test {short} for "
+                     + ", ".join(missing_paper))
+    if data["tokens_per_s"].isna().all():
+        notes.append(f"tokens/s: no {TOKENS} in the trials' CSV logs")
+    return ReportTable(
+        study=results["study"], metric=metric, test_metric=test, direction=direction,
+        data=data, best=best, paper=paper, notes=notes,
+        description=results.get("description") or "",
+        trials_per_variant=results.get("trials_per_variant", 0),
+        seeds=list(results.get("seeds", [])))
+
+
+# ---------------------------------------------------------------------- formatting
+def _isnum(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _num(x: Any, digits: int = 4) -> str:
+    return f"{x:.{digits}g}" if _isnum(x) else DASH
+
+
+def _duration(s: Any) -> str:
+    if not _isnum(s):
+        return DASH
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m}m {sec:02d}s" if m < 60 else f"{m // 60}h {m % 60:02d}m"
+
+
+def display_rows(table: ReportTable, pm: str = "±") -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells shared by the terminal, Markdown and LaTeX tables."""
+    test, metric, d = table.test_metric, table.metric, table.data
+    headers = ["variant", "params (hidden)", f"best {metric}", f"final {test}",
+               "95% CI", "p vs best", "trials c/p/f", "wall time", "tokens/s"]
+    if table.paper:
+        headers += [f"{table.paper['source']} {test}", "diff"]
+    cells = []
+    for _, r in d.iterrows():
+        params = f"{int(r['num_parameters']):,}" if _isnum(r["num_parameters"]) else DASH
+        if _isnum(r["hidden_size"]):
+            params += f" ({int(r['hidden_size'])})"
+        n = int(r[f"{test}_n"])
+        if n:
+            final = f"{r[f'{test}_mean']:.4f}"
+            final += f" {pm} {r[f'{test}_std']:.4f}" if n > 1 else ""
+            final += f" (n={n})"
+        else:
+            final = "failed" if r["final_failed"] else DASH
+        ci = (f"[{r[f'{test}_ci95_low']:.4f}, {r[f'{test}_ci95_high']:.4f}]"
+              if n > 1 else DASH)
+        if r["variant"] == table.best:
+            p = "best"
+        else:
+            p = DASH if not _isnum(r["p_value"]) else (
+                "<0.001" if r["p_value"] < 1e-3 else f"{r['p_value']:.3f}")
+        best = _num(r[f"best_{metric}"], 6) if r["complete"] else "none completed"
+        tok = f"{r['tokens_per_s']:,.0f}" if _isnum(r["tokens_per_s"]) else DASH
+        row = [r["variant"], params, best, final, ci, p,
+               f"{r['complete']}/{r['pruned']}/{r['failed']}", _duration(r["wall_time_s"]),
+               tok]
+        if table.paper:
+            diff = r["published_diff"]
+            row += [_num(r["published"]), f"{diff:+.4f}" if _isnum(diff) else DASH]
+        cells.append(row)
+    return headers, cells
+
+
+def to_rich(table: ReportTable):
+    """A Rich table for the terminal."""
+    from rich.table import Table
+
+    headers, cells = display_rows(table)
+    out = Table(title=table.title, caption="\n".join(table.notes) or None,
+                caption_justify="left")
+    for i, h in enumerate(headers):
+        out.add_column(h, justify="left" if i == 0 else "right",
+                       style="bold" if i == 0 else None)
+    for row in cells:
+        out.add_row(*row, style="green" if row[0] == table.best else None)
+    return out
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(table: ReportTable) -> str:
+    """A GitHub-flavoured Markdown table (numbers right-aligned)."""
+    headers, cells = display_rows(table)
+    lines = ["| " + " | ".join(_md_escape(h) for h in headers) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    for row in cells:
+        name = f"**{row[0]}**" if row[0] == table.best else row[0]
+        lines.append("| " + " | ".join(_md_escape(c) for c in [name, *row[1:]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: ReportTable) -> str:
+    """The raw numbers, one row per variant (empty cells for missing values)."""
+    return table.data.to_csv(index=False, float_format="%.6g")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Escapes LaTeX's special characters (``_`` in variant and metric names above all)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+
+
+def to_latex(table: ReportTable) -> str:
+    """A ``booktabs`` table (``\\usepackage{booktabs}``), written without jinja2."""
+    headers, cells = display_rows(table, pm="PLUSMINUS")
+
+    def cell(text: str) -> str:
+        text = latex_escape(text).replace("PLUSMINUS", r"$\pm$")
+        return text.replace("<0.001", r"$<$0.001")
+
+    spec = "l" + "r" * (len(headers) - 1)
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{spec}}}",
+             r"\toprule", " & ".join(cell(h) for h in headers) + r" \\", r"\midrule"]
+    for row in cells:
+        parts = [cell(c) for c in row]
+        if row[0] == table.best:
+            parts[0] = rf"\textbf{{{parts[0]}}}"
+        lines.append(" & ".join(parts) + r" \\")
+    caption = latex_escape(table.title)
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}",
+              rf"\label{{tab:{table.study}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["ReportError", "ReportTable", "StudySource", "build_table", "display_rows",
+           "latex_escape", "open_source", "parse_paper", "read_log", "to_csv", "to_latex",
+           "to_markdown", "to_rich"]
