@@ -181,3 +181,19 @@ def test_results_json_matches_report(study):
     table = build_table(results)
     assert list(table.data["variant"]) == [r["variant"] for r in results["variants"]]
     assert "published" not in table.data  # no paper given
+
+
+def test_study_with_failed_and_pruned_trials_renders_their_counts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    # jsb_tiny's seeded TPE + median pruner prunes an lstm trial; rnn_relu always diverges.
+    folder = _run_study(tmp_path / "runs", "study.name=mixed",
+                        "study.variants=[lstm, rnn_relu]", "study.seeds=1", "optim.clip=null",
+                        DIVERGE)
+    table = build_table(open_source("mixed", folder=folder).results)
+    d = table.data.set_index("variant")
+    assert d.loc["lstm", "pruned"] >= 1 and d.loc["lstm", "complete"] >= 1
+    assert d.loc["rnn_relu", "failed"] == 3 and d.loc["rnn_relu", "complete"] == 0
+    rc, out, _ = _report(str(folder), "--no-plots", "--format", "terminal", capsys=capsys)
+    assert rc == 0
+    row = next(line for line in out.splitlines() if "rnn_relu" in line)
+    assert "0/0/3" in row
