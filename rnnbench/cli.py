@@ -78,7 +78,7 @@ def _print_result(result) -> None:
     console.print(f"logs and checkpoints: {result.run_dir}")
 
 
-class _Intermixed(argparse.ArgumentParser):
+class IntermixedParser(argparse.ArgumentParser):
     """Lets overrides follow options: ``fit CONFIG --resume optim.lr=0.5``."""
 
     _busy = False
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rnnbench",
         description="Fair, reproducible comparisons of recurrent networks.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Intermixed)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     sub.required = True
 
     p = sub.add_parser("cells", help="list registered cells (built-in, contrib, plugins)")

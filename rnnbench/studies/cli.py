@@ -31,21 +31,6 @@ example:
 """
 
 
-class _IntermixedParser(argparse.ArgumentParser):
-    """Lets overrides follow options: ``study run FILE --workers 2 trainer.max_epochs=5``."""
-
-    _busy = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self._busy:  # parse_known_intermixed_args calls back in here
-            return super().parse_known_args(args, namespace)
-        self._busy = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._busy = False
-
-
 def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
     from rnnbench.experiment import ConfigError
 
@@ -124,10 +109,12 @@ def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
 
 def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
     """Adds ``study run`` and ``study worker`` to the ``rnnbench`` command."""
+    from rnnbench.cli import IntermixedParser
+
     p = sub.add_parser("study", help="Optuna comparison studies (run, worker)",
                        description="Optuna comparison studies of recurrent variants.")
     ssub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND",
-                            parser_class=_IntermixedParser)
+                            parser_class=IntermixedParser)
     ssub.required = True
     fmt = argparse.RawDescriptionHelpFormatter
 
