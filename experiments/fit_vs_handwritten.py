@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
+from rnnbench.bench.throughput import HandwrittenLM
 from rnnbench.data.tbptt import StreamBatches, TBPTTDataModule
 from rnnbench.module import RNNModule
 
@@ -51,19 +52,17 @@ def time_rnnbench(stream: torch.Tensor, hidden: int, steps: int, warmup: int) ->
 
 
 def time_handwritten(stream: torch.Tensor, hidden: int, steps: int, warmup: int) -> float:
-    emb = torch.nn.Embedding(VOCAB, hidden)
-    lstm = torch.nn.LSTM(hidden, hidden, LAYERS, batch_first=True)
-    dec = torch.nn.Linear(hidden, VOCAB)
-    params = [*emb.parameters(), *lstm.parameters(), *dec.parameters()]
+    model = HandwrittenLM(VOCAB, hidden, LAYERS)  # the same baseline `rnnbench bench` times
+    params = list(model.parameters())
     opt = torch.optim.SGD(params, lr=1.0)
     state, times = None, []
     for k, (x, y) in enumerate(StreamBatches(stream, BATCH, BPTT)):
         if k == warmup + steps:
             break
         t0 = time.perf_counter()
-        out, state = lstm(emb(x), state)
+        logits, state = model(x, state)
         state = tuple(s.detach() for s in state)
-        loss = F.cross_entropy(dec(out).reshape(-1, VOCAB), y.reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.25)

@@ -20,7 +20,7 @@ _EXPORTS = {
     "to_rich": "tables",
     "Figure": "plots", "all_figures": "plots", "learning_curves": "plots",
     "optimization_history": "plots", "importance": "plots", "metric_vs_params": "plots",
-    "build_report": "cli", "write_report": "cli",
+    "build_report": "cli", "write_report": "cli", "report_study": "cli",
 }
 
 __all__ = sorted(_EXPORTS)
