@@ -40,7 +40,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     loggers = []
     try:
-        cfg = load_config(args.config, args.overrides, quick=args.quick)
+        overrides = list(args.overrides)
+        if args.no_cuda_graphs:
+            overrides.append("optim.cuda_graphs=false")
+        cfg = load_config(args.config, overrides, quick=args.quick)
         if args.wandb:
             cfg["logging"]["wandb"] = cfg["logging"].get("wandb") or True
         if cfg["logging"].get("wandb"):
@@ -122,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply the config's quick: section (a short version of the run)")
     p.add_argument("--wandb", action="store_true",
                    help="log to Weights & Biases (offline unless you are logged in)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="run every training step eagerly (same as optim.cuda_graphs=false); "
+                   "by default TBPTT steps on one GPU are replayed as CUDA graphs")
     p.set_defaults(func=_cmd_fit)
 
     for name in ("rnnbench.studies.cli", "rnnbench.report.cli", "rnnbench.bench.cli"):
@@ -143,6 +149,13 @@ def _quiet_lightning() -> None:
 
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # rnnbench's own notes (e.g. "training steps run as CUDA graphs") stay visible.
+    ours = logging.getLogger("rnnbench")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     # Our data sets live in memory; loader worker processes would only add start-up time.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -20,6 +20,7 @@ MODEL_KEYS = {
 }
 OPTIM_KEYS = {
     "optimizer", "lr", "momentum", "weight_decay", "clip", "scheduler", "loss_reduction",
+    "cuda_graphs", "check_finite_every",
 }
 TASK_KEYS_FROM_MODEL = {"tie_weights", "embedding_dropout", "embedding_size"}
 
@@ -166,6 +167,15 @@ def validate_config(cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"unknown optim option(s) {sorted(bad)}; allowed: {', '.join(sorted(OPTIM_KEYS))}"
         )
+    every = cfg["logging"].get("progress_every")
+    if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+        raise ConfigError(f"logging.progress_every must be a positive integer, got {every!r}")
+    graphs = cfg["optim"].get("cuda_graphs", "auto")
+    if graphs not in ("auto", True, False, "emulate"):
+        raise ConfigError(
+            f"optim.cuda_graphs must be auto, true or false, got {graphs!r} (false runs every "
+            "training step eagerly)"
+        )
     for key in ("batch_size", "bptt", "eval_batch_size"):
         value = cfg["data"].get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
@@ -265,6 +275,22 @@ def trainer_kwargs(cfg: dict[str, Any], streaming: bool = True) -> dict[str, Any
     return kw
 
 
+def progress_refresh_rate(cfg: dict[str, Any]) -> int:
+    """Batches between progress-bar refreshes: ``logging.progress_every``, else 1 on CPU and
+    25 on a GPU (every refresh reads the loss, which makes the host wait for the GPU)."""
+    every = cfg["logging"].get("progress_every")
+    if every is not None:
+        return int(every)
+    accel = str(cfg["trainer"].get("accelerator", "auto"))
+    if accel in ("gpu", "cuda"):
+        return 25
+    if accel == "auto":
+        import torch
+
+        return 25 if torch.cuda.is_available() else 1
+    return 1
+
+
 def run(
     cfg: dict[str, Any],
     *,
@@ -311,6 +337,10 @@ def run(
     if log.get("tensorboard", False):
         all_loggers.append(TensorBoardLogger(str(run_dir), name="tb", version=""))
     cbs = list(callbacks)
+    if log.get("progress_bar", True):
+        from rnnbench.callbacks import LossProgressBar
+
+        cbs.append(LossProgressBar(refresh_rate=progress_refresh_rate(cfg)))
     ckpt_cfg = cfg.get("checkpoint", {})
     ckpt_cb = None
     if ckpt_cfg.get("enabled", True):

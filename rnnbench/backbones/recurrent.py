@@ -212,6 +212,47 @@ class RecurrentBackbone(nn.Module):
         return torch.cat(outs, dim=1), state
 
     # -- fused: torch.nn's kernels (cuDNN on GPU) over the cells' own parameters
+    def flatten_parameters(self) -> None:
+        """Puts the fused path's weights in one contiguous buffer, as cuDNN wants them.
+
+        Without this cuDNN copies every weight into such a buffer on every call (and back
+        for the gradients), as torch.nn does for an RNN whose weights were moved apart. A
+        no-op off CUDA, for cells without a fused kernel and for other paths; called after
+        every ``.to()`` / ``.cuda()``, like ``torch.nn.RNNBase.flatten_parameters``.
+        """
+        mode = self.cell_cls.fused_mode
+        if mode is None or self.effective_impl != "fused":
+            return
+        weights = self._flat_weights()
+        first = weights[0]
+        if any(
+            w.dtype != first.dtype or not w.is_cuda or not torch.backends.cudnn.is_acceptable(w)
+            for w in weights
+        ):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights):
+            return  # aliased weights: keep the copying path
+        import torch.backends.cudnn.rnn as cudnn_rnn
+
+        with torch.cuda.device_of(first), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                torch._cudnn_rnn_flatten_weight(
+                    weights,
+                    4 if self.cells[0].bias_ih is not None else 2,
+                    self.input_size,
+                    cudnn_rnn.get_cudnn_mode(mode),
+                    self.hidden_size,
+                    0,
+                    self.num_layers,
+                    True,
+                    self.bidirectional,
+                )
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return out
+
     def _flat_weights(self) -> list[torch.Tensor]:
         weights = []
         for cell in self.cells:

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 
 Batch = tuple[torch.Tensor, ...]
+MAX_DEVICE_STREAM_BYTES = 2 * 1024**3
 
 
 class StreamLayoutError(ValueError):
@@ -211,6 +212,7 @@ class TBPTTDataModule(L.LightningDataModule):
         self.variable_bptt = variable_bptt
         self.boundaries = boundaries or {}
         self.seed = seed
+        self._on_device: dict[tuple[str, str], torch.Tensor] = {}
         # Validate every layout up front: bad sizes fail before any training.
         check_layout(len(train), batch_size, bptt, "train")
         for stage in ("val", "test"):
@@ -234,10 +236,36 @@ class TBPTTDataModule(L.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
-    def _make(self, stage: str) -> StreamBatches | None:
-        stream = self.streams[stage]
-        if stream is None:
+    def _device(self) -> torch.device | None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
             return None
+        device = trainer.strategy.root_device
+        return device if device.type == "cuda" else None
+
+    def _stream_on_device(self, stage: str) -> torch.Tensor:
+        """The stage's stream, moved once to the trainer's GPU when there is one.
+
+        Windows are then views of a device tensor: no host-to-device copy per batch, and no
+        copy that would make the host wait for the GPU (pageable copies synchronise), which
+        matters when steps are replayed as CUDA graphs. Streams above 2 GiB stay on the host.
+        """
+        stream = torch.as_tensor(self.streams[stage])
+        device = self._device()
+        if device is None or stream.numel() * stream.element_size() > MAX_DEVICE_STREAM_BYTES:
+            return stream
+        key = (stage, str(device))
+        if key not in self._on_device:
+            self._on_device[key] = stream.to(device)
+        return self._on_device[key]
+
+    def _make(self, stage: str) -> StreamBatches | None:
+        if self.streams[stage] is None:
+            return None
+        stream = self._stream_on_device(stage)
+        bounds = self.boundaries.get(stage)
+        if bounds is not None:
+            bounds = torch.as_tensor(bounds).to(stream.device)
         rank, world = self._world()
         train = stage == "train"
         b = self.batch_size if train else self.eval_batch_size
@@ -249,7 +277,7 @@ class TBPTTDataModule(L.LightningDataModule):
             drop_last=self.drop_last and train,
             random_shift=self.random_shift and train,
             variable_bptt=self.variable_bptt and train,
-            boundaries=self.boundaries.get(stage),
+            boundaries=bounds,
             seed=self.seed,
             name=stage,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import nn
@@ -43,7 +42,7 @@ class ClassificationTask(Task):
         return self.head(last_valid(y, lengths, self.bidirectional))  # (B, C)
 
     def loss(self, out, targets, mask):
-        return F.cross_entropy(out, targets), torch.tensor(float(len(out)), device=out.device)
+        return F.cross_entropy(out, targets), out.new_full((), float(len(out)))
 
     def update_metrics(self, stage, out, targets, mask, extras):
         self._acc[stage + "_"].update(out.detach(), targets)
@@ -94,7 +93,7 @@ class CopyTask(Task):
 
     def loss(self, out, targets, mask):
         ce = F.cross_entropy(out.reshape(-1, out.size(-1)), targets.reshape(-1))
-        return ce, torch.tensor(float(targets.numel()), device=out.device)
+        return ce, out.new_full((), float(targets.numel()))
 
     def update_metrics(self, stage, out, targets, mask, extras):
         # Accuracy on the last 10 steps: the copied digits.

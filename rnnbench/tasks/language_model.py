@@ -76,7 +76,7 @@ class LanguageModelTask(Task):
             m = mask.reshape(-1).to(nll.dtype)
             count = m.sum()
             return (nll * m).sum() / count.clamp(min=1), count
-        return nll.mean(), torch.tensor(float(nll.numel()), device=nll.device)
+        return nll.mean(), nll.new_full((), float(nll.numel()))
 
     def summarize(self, mean_loss):
         if self.level == "word":

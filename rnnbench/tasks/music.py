@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -39,7 +38,7 @@ class MusicTask(Task):
     def loss(self, out, targets, mask):
         per_frame = F.binary_cross_entropy_with_logits(out, targets, reduction="none").sum(-1)
         if mask is None:
-            return per_frame.mean(), torch.tensor(float(per_frame.numel()), device=out.device)
+            return per_frame.mean(), per_frame.new_full((), float(per_frame.numel()))
         m = mask.to(per_frame.dtype)  # (B, T)
         count = m.sum()
         return (per_frame * m).sum() / count.clamp(min=1), count

@@ -72,7 +72,7 @@ class RegressionTask(Task):
 
     def loss(self, out, targets, mask):
         targets = targets.reshape(out.shape).to(out.dtype)
-        return F.mse_loss(out, targets), torch.tensor(float(out.shape[0]), device=out.device)
+        return F.mse_loss(out, targets), out.new_full((), float(out.shape[0]))
 
     def update_metrics(self, stage, out, targets, mask, extras):
         self._mae[stage + "_"].update(out.detach(), targets.reshape(out.shape).to(out.dtype))
