@@ -26,8 +26,10 @@ def add_parsers(sub, cli_error: type[Exception]) -> None:
         "medium B20 H650 T35 L2, large B256 H1024 T64 L2.",
     )
     p.add_argument("--cells", help="comma-separated cell names (default: all registered)")
-    p.add_argument("--impls", default="fused,reference,compiled",
-                   help="comma-separated impls (default: %(default)s)")
+    p.add_argument("--impls",
+                   help="comma-separated impls: fused, reference, compiled, and each with "
+                   "'+graph' (whole step replayed as a CUDA graph; GPU only). Default: "
+                   "fused,reference,compiled on CPU, all six on GPU")
     p.add_argument("--shapes",
                    help="comma-separated shapes (default: small,medium on CPU, "
                    "small,medium,large on GPU)")
@@ -37,8 +39,9 @@ def add_parsers(sub, cli_error: type[Exception]) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation here)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     p.add_argument("--compare-handwritten", action="store_true",
-                   help="also time a hand-written nn.LSTM train step per shape and print "
-                   "rnnbench's fused lstm train throughput relative to it")
+                   help="also time a hand-written nn.LSTM train step per shape (and on GPU "
+                   "a hand-written whole-step CUDA graph) and print rnnbench's lstm train "
+                   "throughput relative to each")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -75,7 +78,9 @@ def _resolve(args: argparse.Namespace) -> dict:
     return {
         "cells": _choose("cells", known_cells if args.cells is None else _split(args.cells),
                          known_cells),
-        "impls": _choose("impls", _split(args.impls), BENCH_IMPLS),
+        "impls": _choose("impls", _split(args.impls or (
+            "fused,reference,compiled" if device == "cpu" else ",".join(BENCH_IMPLS))),
+            BENCH_IMPLS),
         "shapes": _choose("shapes", _split(args.shapes or default_shapes), list(SHAPES)),
         "modes": _choose("modes", _split(args.modes), MODES),
         "device": device,
@@ -100,15 +105,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                      warmup=args.warmup, repeats=args.repeats)
     compare = []
     if args.compare_handwritten:
+        kinds = [("fused", False)] + ([("fused+graph", True)] if sel["device"] == "cuda"
+                                      else [])
         for shape in sel["shapes"]:
-            ours = _find(rows, "lstm", "fused", shape, "train")
-            if ours is None:  # not in the selection: measure it for the comparison only
-                ours = run_case(BenchCase("lstm", "fused", *SHAPES[shape], "train",
-                                          sel["device"]), args.warmup, args.repeats)
-            hand = handwritten_case(*SHAPES[shape], mode="train", device=sel["device"],
-                                    warmup=args.warmup, repeats=args.repeats)
-            hand["shape"] = shape
-            compare.append((shape, ours, hand))
+            for impl, graphed in kinds:
+                ours = _find(rows, "lstm", impl, shape, "train")
+                if ours is None:  # not in the selection: measure it for the comparison only
+                    ours = run_case(BenchCase("lstm", impl, *SHAPES[shape], "train",
+                                              sel["device"]), args.warmup, args.repeats)
+                hand = handwritten_case(*SHAPES[shape], mode="train", device=sel["device"],
+                                        warmup=args.warmup, repeats=args.repeats,
+                                        graphed=graphed)
+                hand["shape"] = shape
+                compare.append((shape, ours, hand))
     console.print(_table(rows))
     if compare:
         console.print(_compare_table(compare))
@@ -166,12 +175,14 @@ def _table(rows: list[dict]):
 def _compare_table(compare: list[tuple[str, dict, dict]]):
     from rich.table import Table
 
-    table = Table(title="fused lstm train step vs the hand-written nn.LSTM step")
+    table = Table(title="rnnbench lstm train step vs the hand-written nn.LSTM step")
     table.add_column("shape")
+    table.add_column("impl")
     for col in ("hand-written tokens/s", "rnnbench tokens/s", "rnnbench / hand-written"):
         table.add_column(col, justify="right")
     for shape, ours, hand in compare:
-        table.add_row(shape, f"{hand['tokens_per_s']:,.0f}", f"{ours['tokens_per_s']:,.0f}",
+        table.add_row(shape, ours["impl"], f"{hand['tokens_per_s']:,.0f}",
+                      f"{ours['tokens_per_s']:,.0f}",
                       f"{ours['tokens_per_s'] / hand['tokens_per_s']:.2f}x")
     return table
 

@@ -25,7 +25,9 @@ SHAPES: dict[str, tuple[int, int, int, int]] = {
     "large": (256, 1024, 64, 2),
 }
 MODES = ("train", "infer")
-BENCH_IMPLS = ("fused", "reference", "compiled")
+BENCH_IMPLS = ("fused", "reference", "compiled", "fused+graph", "reference+graph",
+               "compiled+graph")
+GRAPH_SUFFIX = "+graph"
 CLIP = 0.25
 LR = 1.0
 COMPILED_MIN_WARMUP = 2
@@ -37,7 +39,9 @@ class BenchCase:
 
     Args:
         cell: Registry name of the cell.
-        impl: ``fused``, ``reference`` or ``compiled`` (see ``RecurrentBackbone``).
+        impl: ``fused``, ``reference`` or ``compiled`` (see ``RecurrentBackbone``); with
+            ``+graph`` the whole step is captured once as a CUDA graph and replayed
+            (:class:`rnnbench.graphs.StepGraph` for training; CUDA only).
         batch: Rows per step ``B``.
         hidden: Hidden units ``H`` (also the embedding width).
         steps: TBPTT window ``T``.
@@ -172,6 +176,57 @@ def _lm_step(model: nn.Module, tokens, targets, state, mode: str, vocab: int):
     return train_step if mode == "train" else infer_step
 
 
+def _graphed_lm_step(model: nn.Module, tokens, targets, state, mode: str, vocab: int):
+    """The same step as ``_lm_step``, captured as a CUDA graph and replayed.
+
+    Training goes through :class:`~rnnbench.graphs.StepGraph`, the code ``rnnbench fit``
+    replays; inference captures the forward pass with the state carried in place.
+    """
+    from rnnbench.graphs import StepGraph
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train(mode == "train")
+    if mode == "train":
+        opt = torch.optim.SGD(params, lr=LR)
+
+        def body(inputs, st):
+            x, y = inputs
+            logits, new_state = model(x, st)
+            loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+            return loss, loss, new_state
+
+        graph = StepGraph(body, params, opt, CLIP)
+        box = {"state": state}
+
+        def train_step() -> None:
+            _, _, box["state"] = graph.step((tokens, targets), box["state"], lambda: state)
+
+        return train_step
+
+    static = {"state": tuple(s.clone() for s in state), "graph": None, "left": 3}
+
+    def forward() -> None:
+        logits, new_state = model(tokens, static["state"])
+        F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
+        for buf, new in zip(static["state"], new_state):
+            buf.copy_(new)
+
+    def infer_step() -> None:
+        with torch.inference_mode():
+            if static["left"] > 0:  # warm-up (and compilation) outside the capture
+                static["left"] -= 1
+                forward()
+                return
+            if static["graph"] is None:
+                torch.cuda.synchronize()
+                static["graph"] = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(static["graph"]):
+                    forward()
+            static["graph"].replay()
+
+    return infer_step
+
+
 def _row(case: BenchCase, **extra) -> dict:
     shape = next(
         (n for n, s in SHAPES.items() if s == (case.batch, case.hidden, case.steps, case.layers)),
@@ -182,8 +237,15 @@ def _row(case: BenchCase, **extra) -> dict:
 
 def skip_reason(cell: str, impl: str) -> str | None:
     """Why ``impl`` cannot run ``cell`` (``None`` when it can)."""
-    if impl == "fused" and get_cell(cell).fused_mode is None:
+    base = impl.removesuffix(GRAPH_SUFFIX)
+    if base == "fused" and get_cell(cell).fused_mode is None:
         return f"cell {cell!r} has no fused kernel"
+    return None
+
+
+def _graph_skip_reason(impl: str, device: str) -> str | None:
+    if impl.endswith(GRAPH_SUFFIX) and torch.device(device).type != "cuda":
+        return "CUDA graphs need a CUDA device"
     return None
 
 
@@ -202,34 +264,40 @@ def run_case(case: BenchCase, warmup: int = 3, repeats: int = 10) -> dict:
         (``B * T / median``), ``median_ms``, ``min_ms``, ``peak_mb`` and the timed
         ``times_ms`` (warm-up and compilation excluded).
     """
-    reason = skip_reason(case.cell, case.impl)
+    reason = skip_reason(case.cell, case.impl) or _graph_skip_reason(case.impl, case.device)
     if reason is not None:
         return _row(case, status="skipped", reason=reason)
     device = torch.device(case.device)
+    graphed = case.impl.endswith(GRAPH_SUFFIX)
+    base_impl = case.impl.removesuffix(GRAPH_SUFFIX)
     built: dict = {}
 
     def setup() -> None:
         torch.manual_seed(0)
-        model = PTBStepModel(case.cell, case.impl, case.vocab, case.hidden, case.layers)
+        model = PTBStepModel(case.cell, base_impl, case.vocab, case.hidden, case.layers)
         model.to(device)
         gen = torch.Generator().manual_seed(1)
         tokens = torch.randint(case.vocab, (case.batch, case.steps), generator=gen).to(device)
         targets = torch.randint(case.vocab, (case.batch, case.steps), generator=gen).to(device)
         state = model.rnn.init_state(case.batch)
         built["model"] = model
-        built["step"] = _lm_step(model, tokens, targets, state, case.mode, case.vocab)
+        make = _graphed_lm_step if graphed else _lm_step
+        built["step"] = make(model, tokens, targets, state, case.mode, case.vocab)
 
-    if case.impl == "compiled":
+    if graphed:
+        warmup = max(warmup, 4)  # three eager warm-up steps, then the capture
+    if base_impl == "compiled":
         # The first call compiles for the zero initial state, the second recompiles for the
         # carried one: both must fall in the warm-up, never in the timed steps.
         warmup = max(warmup, COMPILED_MIN_WARMUP)
     stats = measure(lambda: built["step"](), device, warmup, repeats, setup=setup)
+    effective = built["model"].rnn.effective_impl + (GRAPH_SUFFIX if graphed else "")
     return _row(
         case,
         status="ok",
         reason=None,
         warmup=warmup,
-        effective_impl=built["model"].rnn.effective_impl,
+        effective_impl=effective,
         tokens_per_s=case.batch * case.steps / (stats["median_ms"] / 1000.0),
         **stats,
     )
@@ -249,6 +317,51 @@ class HandwrittenLM(nn.Module):
         return self.decoder(y), state  # (B, T, V)
 
 
+def handwritten_graphed_train_step(model: nn.Module, tokens, targets, state, vocab: int):
+    """A hand-written whole-step CUDA graph, the textbook way (no rnnbench code).
+
+    Static tokens, targets and state; three warm-up steps on a side stream; then one
+    capture of forward, loss, backward, clip and SGD step with the state copied in place.
+    Returns ``step(tokens, targets)`` that copies the batch in, replays and returns the
+    static loss.
+    """
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=LR)
+    static_x, static_y = tokens.clone(), targets.clone()
+    static_h = tuple(s.clone() for s in state)
+
+    def body():
+        logits, new_state = model(static_x, static_h)
+        loss = F.cross_entropy(logits.reshape(-1, vocab), static_y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        opt.step()
+        with torch.no_grad():
+            for buf, new in zip(static_h, new_state):
+                buf.copy_(new)
+        return loss.detach()
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_loss = body()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        static_x.copy_(x, non_blocking=True)
+        static_y.copy_(y, non_blocking=True)
+        graph.replay()
+        return static_loss
+
+    return step
+
+
 def handwritten_case(
     batch: int,
     hidden: int,
@@ -259,8 +372,12 @@ def handwritten_case(
     vocab: int = 10000,
     warmup: int = 3,
     repeats: int = 10,
+    graphed: bool = False,
 ) -> dict:
-    """Times the hand-written ``nn.LSTM`` step with the same clock and loss as ``run_case``."""
+    """Times the hand-written ``nn.LSTM`` step with the same clock and loss as ``run_case``.
+
+    With ``graphed`` (CUDA, train mode) the step is :func:`handwritten_graphed_train_step`.
+    """
     device_t = torch.device(device)
     built: dict = {}
 
@@ -271,16 +388,25 @@ def handwritten_case(
         tokens = torch.randint(vocab, (batch, steps), generator=gen).to(device_t)
         targets = torch.randint(vocab, (batch, steps), generator=gen).to(device_t)
         zeros = torch.zeros(layers, batch, hidden, device=device_t)
-        built["step"] = _lm_step(model, tokens, targets, (zeros, zeros.clone()), mode, vocab)
+        if graphed:
+            step = handwritten_graphed_train_step(model, tokens, targets,
+                                                  (zeros, zeros.clone()), vocab)
+            built["step"] = lambda: step(tokens, targets)
+        else:
+            built["step"] = _lm_step(model, tokens, targets, (zeros, zeros.clone()), mode,
+                                     vocab)
 
+    if graphed and (device_t.type != "cuda" or mode != "train"):
+        raise ValueError("the hand-written graphed step is a CUDA training step")
     stats = measure(lambda: built["step"](), device_t, warmup, repeats, setup=setup)
-    case = BenchCase("lstm", "handwritten", batch, hidden, steps, layers, mode, device, vocab)
+    impl = "handwritten" + (GRAPH_SUFFIX if graphed else "")
+    case = BenchCase("lstm", impl, batch, hidden, steps, layers, mode, device, vocab)
     return _row(
         case,
         status="ok",
         reason=None,
         warmup=warmup,
-        effective_impl="handwritten",
+        effective_impl=impl,
         tokens_per_s=batch * steps / (stats["median_ms"] / 1000.0),
         **stats,
     )
