@@ -72,6 +72,9 @@ class RNNModule(L.LightningModule):
             ``plateau`` (divide when the validation metric does not improve: "Deep Learning
             from Scratch 2" divides by 4), ``cosine``, ``step`` (``step_size``, ``factor``).
         init: ``None`` or a dict: ``uniform: a`` (every parameter ~ U(-a, a), Zaremba),
+            ``fan_in_normal: true`` (every matrix but the embedding ~ N(0, 1/fan_in), biases
+            zero, as "Deep Learning from Scratch 2"), ``embedding_std: s`` (embedding ~
+            N(0, s^2); the book uses 0.01),
             ``recurrent: orthogonal`` (each gate block of the recurrent matrices),
             ``forget_bias: b`` (LSTM forget-gate bias, Jozefowicz et al. 2015).
         tbptt: Window length for sequence tasks (``None``: full BPTT).
@@ -168,16 +171,32 @@ class RNNModule(L.LightningModule):
 
     # ------------------------------------------------------------------ setup
     def _apply_init(self, init: dict[str, Any]) -> None:
-        unknown = set(init) - {"uniform", "recurrent", "forget_bias"}
+        known = ("uniform", "fan_in_normal", "embedding_std", "recurrent", "forget_bias")
+        unknown = set(init) - set(known)
         if unknown:
             raise ValueError(
-                f"unknown init option(s) {sorted(unknown)}; use uniform, recurrent, forget_bias"
+                f"unknown init option(s) {sorted(unknown)}; use {', '.join(known)}"
             )
+        embedding = getattr(self.task, "embedding", None)
         with torch.no_grad():
             if init.get("uniform"):
                 a = float(init["uniform"])
                 for p in self.parameters():
                     p.uniform_(-a, a)
+            if init.get("fan_in_normal"):
+                # "Deep Learning from Scratch 2": every matrix ~ N(0, 1 / fan_in), biases 0.
+                skip = {id(embedding.weight)} if embedding is not None else set()
+                for p in self.parameters():
+                    if id(p) in skip:
+                        continue
+                    if p.dim() >= 2:
+                        p.normal_(0.0, 1.0 / math.sqrt(p.size(1)))
+                    else:
+                        p.zero_()
+            if init.get("embedding_std") is not None:
+                if embedding is None:
+                    raise ValueError("init.embedding_std applies to tasks with an embedding (lm)")
+                embedding.weight.normal_(0.0, float(init["embedding_std"]))
             if init.get("recurrent") == "orthogonal":
                 h = self.hparams.hidden_size
                 for cell in self.backbone.cells:

@@ -202,3 +202,15 @@ def test_sum_time_reduction_equals_scaled_lr_and_clip():
     assert runs[0][0] == pytest.approx(runs[1][0], abs=1e-5)
     for p, q in zip(runs[0][1], runs[1][1]):
         torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-5)
+
+
+def test_fan_in_normal_and_embedding_std_init():
+    torch.manual_seed(0)
+    module = _lm(hidden_size=64, num_layers=1,
+                 init={"fan_in_normal": True, "embedding_std": 0.01})
+    cell = module.backbone.cells[0]
+    assert cell.weight_hh.std().item() == pytest.approx(1 / 64**0.5, rel=0.05)
+    assert cell.bias_ih.abs().sum() == 0 and module.task.decoder.bias.abs().sum() == 0
+    assert module.task.embedding.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    with pytest.raises(ValueError, match="unknown init option"):
+        _lm(init={"fan_in": True})
