@@ -60,23 +60,33 @@ def time_rnnbench(stream: torch.Tensor, hidden: int, steps: int, warmup: int) ->
     return statistics.median(gaps)
 
 
-def time_handwritten(stream: torch.Tensor, hidden: int, steps: int, warmup: int) -> float:
-    model = HandwrittenLM(VOCAB, hidden, LAYERS)  # the same baseline `rnnbench bench` times
+def hand_step(model: torch.nn.Module, state=None):
+    """The hand-written eager TBPTT step: forward, detach the carry, loss, backward, clip, SGD."""
     params = list(model.parameters())
     opt = torch.optim.SGD(params, lr=1.0)
-    state, times = None, []
-    for k, (x, y) in enumerate(StreamBatches(stream, BATCH, BPTT)):
-        if k == warmup + steps:
-            break
-        t0 = time.perf_counter()
-        logits, state = model(x, state)
-        state = tuple(s.detach() for s in state)
+    box = {"state": state}
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits, new_state = model(x, box["state"])
+        box["state"] = tuple(s.detach() for s in new_state)
         loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.25)
         opt.step()
-        loss.item()  # the hand loop reads its loss every step, as most do
+        return loss
+
+    return step
+
+
+def time_handwritten(stream: torch.Tensor, hidden: int, steps: int, warmup: int) -> float:
+    step = hand_step(HandwrittenLM(VOCAB, hidden, LAYERS))  # the baseline `rnnbench bench` times
+    times = []
+    for k, (x, y) in enumerate(StreamBatches(stream, BATCH, BPTT)):
+        if k == warmup + steps:
+            break
+        t0 = time.perf_counter()
+        step(x, y).item()  # the hand loop reads its loss every step, as most do
         times.append(time.perf_counter() - t0)
     return statistics.median(times[warmup:])
 
@@ -124,19 +134,7 @@ def gpu_hand(stream: torch.Tensor, hidden: int, steps: int, warmup: int, graphed
         x0, y0 = next(batches)  # the first window is the graph's warm-up and capture
         step = handwritten_graphed_train_step(model, x0, y0, state, VOCAB)
     else:
-        params = list(model.parameters())
-        opt = torch.optim.SGD(params, lr=1.0)
-
-        def step(x, y):
-            nonlocal state
-            logits, new_state = model(x, state)
-            state = tuple(s.detach() for s in new_state)
-            loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 0.25)
-            opt.step()
-            return loss
+        step = hand_step(model, state)
 
     for _ in range(warmup):
         step(*next(batches))
