@@ -69,9 +69,17 @@ def _print_result(result) -> None:
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in sorted(result.metrics):
-        if key.startswith(("val/", "test/")):
-            table.add_row(key, f"{result.metrics[key]:.4f}")
+    shown = [k for k in sorted(result.metrics) if k.startswith(("val/", "test/"))]
+    if not shown and "train/loss_epoch" in result.metrics:
+        # No held-out split (e.g. DLFS2 chapter 5): report the last epoch's training loss.
+        shown = ["train/loss_epoch"]
+        if result.monitor == "val/ppl":
+            import math
+
+            result.metrics["train/ppl (last epoch)"] = math.exp(result.metrics[shown[0]])
+            shown.append("train/ppl (last epoch)")
+    for key in shown:
+        table.add_row(key, f"{result.metrics[key]:.4f}")
     console = Console()
     console.print(
         f"run finished in {result.wall_time_s:.1f} s: {result.num_parameters:,} parameters "

@@ -344,12 +344,16 @@ def run(
     ckpt_cfg = cfg.get("checkpoint", {})
     ckpt_cb = None
     if ckpt_cfg.get("enabled", True):
+        # Without a validation pass there is nothing to rank checkpoints by: keep the last.
+        validates = cfg["trainer"].get("limit_val_batches", 1) != 0 and bool(
+            datamodule.val_dataloader()
+        )
         ckpt_cb = ModelCheckpoint(
             dirpath=str(run_dir / "checkpoints"),
-            monitor=module.monitor,
+            monitor=module.monitor if validates else None,
             mode=module.monitor_mode,
             save_last=True,
-            save_top_k=1,
+            save_top_k=1 if validates else 0,
             every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
             filename="best",
         )

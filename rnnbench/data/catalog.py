@@ -71,6 +71,7 @@ def _ptb(
     level: str = "word",
     root: str | None = None,
     limit_tokens: int | None = None,
+    compact_vocab: bool = False,
     **stream_options: Any,
 ) -> DataBundle:
     from rnnbench.data.datasets.ptb import load_ptb
@@ -78,8 +79,30 @@ def _ptb(
 
     corpus = load_ptb(level=level, root=root)
     splits = [corpus.train, corpus.valid, corpus.test]
+    vocab_size = len(corpus.vocab)
     if limit_tokens:
         splits = [s[: int(limit_tokens)] for s in splits]
+    if compact_vocab:
+        # Only the words of the (limited) training split, renumbered 0..K-1, as "Deep
+        # Learning from Scratch 2" builds its chapter-5 vocabulary from its first 1,000
+        # words (418 outputs, not 10,000). Other words of val/test become <unk>.
+        import torch
+
+        train = torch.as_tensor(splits[0])
+        used = torch.unique(train)
+        lookup = torch.full((vocab_size,), -1, dtype=torch.long)
+        lookup[used] = torch.arange(len(used))
+        unk = corpus.vocab.stoi.get(corpus.vocab.unk_token or "")
+        if unk is not None and lookup[unk] >= 0:
+            lookup[lookup < 0] = lookup[unk]
+        out = [lookup[torch.as_tensor(s)] for s in splits]
+        if any(bool((s < 0).any()) for s in out):
+            raise ValueError(
+                "data.compact_vocab: the validation or test split holds words that the "
+                "limited training split lacks and there is no <unk> among its words to map "
+                "them to; raise limit_tokens or drop compact_vocab"
+            )
+        splits, vocab_size = out, len(used)
     dm = TBPTTDataModule(
         *splits,
         batch_size=batch_size,
@@ -89,7 +112,7 @@ def _ptb(
         **stream_options,
     )
     return DataBundle(
-        dm, "lm", {"vocab_size": len(corpus.vocab), "level": level},
+        dm, "lm", {"vocab_size": vocab_size, "level": level},
         f"Penn Treebank ({level} level)",
     )
 

@@ -111,3 +111,22 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "ptb.train.txt.gz").write_bytes(b"not gzip")
     with pytest.raises(ValueError, match="decompress"):
         load_ptb("word", root=tmp_path)
+
+
+def test_compact_vocab_keeps_only_the_limited_training_words():
+    import torch
+
+    from rnnbench.data.catalog import build_data
+
+    full = build_data({"dataset": "ptb", "batch_size": 10, "bptt": 5, "limit_tokens": 1001},
+                      seed=0)
+    small = build_data({"dataset": "ptb", "batch_size": 10, "bptt": 5, "limit_tokens": 1001,
+                        "compact_vocab": True}, seed=0)
+    assert full.task_kwargs["vocab_size"] == 10000
+    assert small.task_kwargs["vocab_size"] == 418  # the book's chapter-5 vocabulary
+    train = torch.as_tensor(small.datamodule.streams["train"])
+    assert int(train.max()) == 417 and int(train.min()) == 0
+    # Same word sequence, renumbered: equal tokens stay equal, different ones different.
+    orig = torch.as_tensor(full.datamodule.streams["train"])
+    assert torch.equal(orig[:, None] == orig[None, :], train[:, None] == train[None, :])
+    assert int(torch.as_tensor(small.datamodule.streams["test"]).max()) < 418
