@@ -141,6 +141,7 @@ def write_report(files: dict[str, bytes], out: str | Path) -> list[Path]:
             fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+            os.chmod(tmp, _file_mode())  # mkstemp makes 0600; a report is for everyone
             temps.append((Path(tmp), out / name))
         for tmp, final in temps:
             os.replace(tmp, final)
@@ -149,6 +150,13 @@ def write_report(files: dict[str, bytes], out: str | Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
         raise ReportError(f"cannot write the report to {out}: {err}") from None
     return [final for _, final in temps]
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _console():

@@ -93,6 +93,14 @@ def test_table_has_one_row_per_variant_with_counts_and_paper(study):
     assert r"\toprule" in tex and r"rnn\_relu" in tex and r"$\pm$" in tex
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_cli_writes_every_format_and_figure(study, tmp_path, capsys):
     out = tmp_path / "out"
     rc, stdout, err = _report(str(study), "--out", str(out), capsys=capsys)
@@ -107,6 +115,7 @@ def test_cli_writes_every_format_and_figure(study, tmp_path, capsys):
         assert (out / f"{f}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (out / f"{f}.svg").read_bytes()[:2000]
     md = (out / "report.md").read_text()
+    assert (out / "report.md").stat().st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's 0600
     assert "| variant |" in md and "![Learning curves](learning_curves.png)" in md
     assert "| rnn_relu |" in md and "Chung, Gulcehre" in md
     header = (out / "report.csv").read_text().splitlines()[0].split(",")
