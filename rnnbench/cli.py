@@ -35,15 +35,22 @@ def _cmd_cells(args: argparse.Namespace) -> int:
     return 0
 
 
+def fit_config(args: argparse.Namespace) -> dict:
+    """The composed config of ``rnnbench fit``: file, ``--quick``, flags, then overrides."""
+    from rnnbench.experiment import load_config
+
+    overrides = list(args.overrides)
+    if args.no_cuda_graphs:
+        overrides.insert(0, "optim.cuda_graphs=false")
+    return load_config(args.config, overrides, quick=args.quick)
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from rnnbench.experiment import ConfigError, load_config, run
+    from rnnbench.experiment import ConfigError, run
 
     loggers = []
     try:
-        overrides = list(args.overrides)
-        if args.no_cuda_graphs:
-            overrides.append("optim.cuda_graphs=false")
-        cfg = load_config(args.config, overrides, quick=args.quick)
+        cfg = fit_config(args)
         if args.wandb:
             cfg["logging"]["wandb"] = cfg["logging"].get("wandb") or True
         if cfg["logging"].get("wandb"):

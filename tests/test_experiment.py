@@ -144,3 +144,23 @@ def test_zaremba_small_runs_a_few_hundred_steps_on_cpu(tmp_path):
     result = run(cfg)
     # Untrained perplexity is ~10,000; a few hundred SGD steps get well below 1,000.
     assert result.metrics["val/ppl"] < 1000, result.metrics
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optim.cuda_graphs=sometimes", "optim.cuda_graphs must be auto, true or false"),
+    ("logging.progress_every=0", "logging.progress_every must be a positive integer"),
+])
+def test_graph_and_progress_options_are_checked_before_anything_runs(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("configs/experiment/quickstart.yaml", [override])
+
+
+def test_fit_flag_turns_cuda_graphs_off(tmp_path):
+    from rnnbench.cli import build_parser, fit_config
+
+    parse = build_parser().parse_args
+    cfg = fit_config(parse(["fit", "configs/experiment/quickstart.yaml", "--no-cuda-graphs",
+                            "model.hidden_size=8"]))
+    assert cfg["optim"]["cuda_graphs"] is False and cfg["model"]["hidden_size"] == 8
+    cfg = fit_config(parse(["fit", "configs/experiment/quickstart.yaml"]))
+    assert cfg["optim"].get("cuda_graphs", "auto") == "auto"
