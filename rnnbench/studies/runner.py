@@ -750,6 +750,11 @@ class Worker:
                 value = result.metrics.get(spec.metric)
             metrics = {k: v for k, v in result.metrics.items()
                        if k.startswith(("val/", "test/")) and math.isfinite(v)}
+            if value is not None and math.isfinite(value) and spec.metric in metrics:
+                # The run's logged metric is its last epoch's; the trial's value (and the
+                # checkpoint the test split is scored on) is its best epoch's.
+                metrics[f"{spec.metric}_last"] = metrics[spec.metric]
+                metrics[spec.metric] = float(value)
             attrs.update(metrics=metrics, wall_time_s=round(result.wall_time_s, 3),
                          num_parameters=result.num_parameters, hidden_size=result.hidden_size,
                          best_epoch=pruning.best_epoch)

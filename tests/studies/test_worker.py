@@ -43,6 +43,9 @@ def test_worker_spends_exactly_the_budget_and_writes_results(tiny, tmp_path):
         assert final[0].params == best.params and final[0].user_attrs["source_trial"] == \
             best.number
         assert "test/nll" in final[0].user_attrs["metrics"]
+        # the reported validation metric is the best epoch's (the tested checkpoint's)
+        fm = final[0].user_attrs["metrics"]
+        assert fm["val/nll"] == final[0].value and fm["val/nll"] <= fm["val/nll_last"]
     paths = write_results(run, spec.output_dir, sizes)
     results = json.loads(paths["json"].read_text())
     assert results["complete"] and results["metric"] == "val/nll"
