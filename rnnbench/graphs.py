@@ -83,7 +83,6 @@ class StepGraph:
         self.state: State | None = None
         self.loss: torch.Tensor | None = None
         self.grad_norm: torch.Tensor | None = None
-        self.nonfinite: torch.Tensor | None = None  # device flag: some loss was NaN/inf
         self.captures = 0
         self.replays = 0
         self._key: tuple | None = None
@@ -123,14 +122,12 @@ class StepGraph:
         with torch.no_grad():
             for buf, new in zip(self.state, new_state):
                 buf.copy_(new)  # the carry: next window starts from this window's end
-            self.nonfinite.logical_or_(~torch.isfinite(loss.detach()))
         return loss.detach(), norm.detach()
 
     def _setup(self, inputs: Sequence[torch.Tensor], state: State) -> None:
         self.inputs = tuple(torch.empty_like(x, memory_format=torch.contiguous_format)
                             for x in inputs)
         self.state = tuple(torch.zeros_like(s) for s in state)
-        self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.state[0].device)
         self._key = self._signature(inputs)
         self.graph = None
         self._eager_left = self.warmup
@@ -202,7 +199,3 @@ class StepGraph:
         self.graph = graph
         self._hyper = self._hyperparameters()
         self.captures += 1
-
-    def check_finite(self) -> bool:
-        """Host sync: whether every loss since the buffers were made was finite."""
-        return self.nonfinite is None or not bool(self.nonfinite)

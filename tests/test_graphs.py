@@ -92,7 +92,7 @@ def test_emulated_graph_path_catches_a_nonfinite_loss():
         _fit(module, _stream(), epochs=3, log_every_n_steps=5)
 
 
-def test_step_graph_recaptures_when_the_learning_rate_changes():
+def test_step_graph_carries_state_in_its_buffer_and_checks_shapes():
     torch.manual_seed(0)
     lin = torch.nn.Linear(3, 3)
     opt = torch.optim.SGD(lin.parameters(), lr=0.1)

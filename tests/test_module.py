@@ -214,3 +214,5 @@ def test_fan_in_normal_and_embedding_std_init():
     assert module.task.embedding.weight.std().item() == pytest.approx(0.01, rel=0.1)
     with pytest.raises(ValueError, match="unknown init option"):
         _lm(init={"fan_in": True})
+    with pytest.raises(ValueError, match="embedding_std must be a positive number"):
+        _lm(init={"embedding_std": -0.01})
