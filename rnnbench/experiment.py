@@ -176,6 +176,12 @@ def validate_config(cfg: dict[str, Any]) -> None:
             f"optim.cuda_graphs must be auto, true or false, got {graphs!r} (false runs every "
             "training step eagerly)"
         )
+    every = cfg["optim"].get("check_finite_every")
+    if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 0):
+        raise ConfigError(
+            f"optim.check_finite_every must be a non-negative integer or null, got {every!r} "
+            "(null: every step on CPU, every logging step on a GPU; 0: never)"
+        )
     for key in ("batch_size", "bptt", "eval_batch_size"):
         value = cfg["data"].get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)

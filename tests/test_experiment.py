@@ -149,6 +149,7 @@ def test_zaremba_small_runs_a_few_hundred_steps_on_cpu(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ("optim.cuda_graphs=sometimes", "optim.cuda_graphs must be auto, true or false"),
     ("logging.progress_every=0", "logging.progress_every must be a positive integer"),
+    ("optim.check_finite_every=often", "optim.check_finite_every must be a non-negative"),
 ])
 def test_graph_and_progress_options_are_checked_before_anything_runs(override, message):
     with pytest.raises(ConfigError, match=message):
