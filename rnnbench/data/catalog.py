@@ -228,13 +228,19 @@ def _hai_bundle(train_frame, test_frame, batch_size, eval_batch_size, seed, wind
 def _hai_synthetic(
     batch_size: int = 64, eval_batch_size: int | None = None, seed: int = 0,
     n_steps: int = 20000, n_sensors: int = 8, n_attacks: int = 6, window: int = 90,
-    train_stride: int = 10,
+    train_stride: int = 10, process_seed: int = 0,
 ) -> DataBundle:
     from rnnbench.data.datasets.hai import make_synthetic_process
 
+    # The process comes from its own seed, not the run's: every seed of a study (and every
+    # variant) sees the same plant and the same attacks; the run seed only shuffles batches
+    # and initialises the model.
+    if isinstance(process_seed, bool) or not isinstance(process_seed, int) or process_seed < 0:
+        raise ValueError(f"data.process_seed must be a non-negative integer, got "
+                         f"{process_seed!r}")
     # The generator keeps attacks in the second half: the first half is the training split.
     frame = make_synthetic_process(n_steps=n_steps, n_sensors=n_sensors, n_attacks=n_attacks,
-                                   seed=seed)
+                                   seed=process_seed)
     train, test = frame.iloc[: n_steps // 2], frame.iloc[n_steps // 2 :]
     return _hai_bundle(train, test, batch_size, eval_batch_size, seed, window, train_stride,
                        "synthetic process-control data with injected attacks")

@@ -222,3 +222,21 @@ def test_windows_errors(frame):
         HAIWindows(frame, norm, label_column="label")
     unlabelled = HAIWindows(frame.drop(columns="attack"), norm, window=10, label_column=None)
     assert unlabelled.labels.sum() == 0
+
+
+def test_bundled_synthetic_data_does_not_change_with_the_run_seed():
+    # A study's seeds must vary the model, not the plant: every seed sees the same windows.
+    from rnnbench.data.catalog import build_data
+
+    opts = {"dataset": "hai_synthetic", "n_steps": 3000, "n_attacks": 2, "window": 30}
+
+    def test_windows(bundle):
+        bundle.datamodule.setup("test")
+        return torch.cat([batch[0] for batch in bundle.datamodule.test_dataloader()])
+
+    a, b = build_data(opts, seed=1), build_data(opts, seed=2)
+    assert torch.equal(test_windows(a), test_windows(b))
+    c = build_data({**opts, "process_seed": 5}, seed=1)
+    assert not torch.equal(test_windows(a), test_windows(c))
+    with pytest.raises(ValueError, match="process_seed"):
+        build_data({**opts, "process_seed": -1})
