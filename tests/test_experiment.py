@@ -58,6 +58,28 @@ def test_every_task_trains_and_tests(tmp_path, data, model, metric):
     assert (Path(result.run_dir) / "checkpoints" / "last.ckpt").exists()
 
 
+def test_anomaly_test_uses_the_threshold_of_the_best_checkpoint(tmp_path):
+    # The threshold is picked on each validation pass; the test split must be scored with the
+    # one chosen alongside the tested (best val/mse) checkpoint, not the last epoch's.
+    import csv
+
+    import torch
+
+    cfg = _cfg(tmp_path, {"dataset": "hai_synthetic", "n_steps": 3000, "n_attacks": 2,
+                          "window": 20, "batch_size": 16},
+               {"cell": "gru", "hidden_size": 8}, {"optimizer": "adam", "lr": 0.03})
+    cfg["trainer"].update({"max_epochs": 4, "limit_train_batches": 4, "limit_val_batches": 1.0,
+                           "limit_test_batches": 1.0})
+    result = run(cfg)
+    rows = list(csv.DictReader(open(Path(result.run_dir) / "metrics.csv")))
+    val = [(float(r["val/mse"]), float(r["val/threshold"])) for r in rows if r.get("val/mse")]
+    assert len(val) == 4
+    best_threshold = min(val)[1]
+    saved = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False)
+    assert saved["state_dict"]["task._extra_state"]["threshold"] == pytest.approx(best_threshold)
+    assert result.metrics["test/threshold"] == pytest.approx(best_threshold)
+
+
 def test_param_budget_sets_hidden_size(tmp_path):
     cfg = _cfg(tmp_path, {"dataset": "jsb_chorales", "batch_size": 4, "limit_pieces": 4},
                {"cell": "lstm", "param_budget": 20000})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -107,6 +109,15 @@ class AnomalyTask(RegressionTask):
         self._scores: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
         self._labels: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
         self.threshold: float | None = None
+
+    # The threshold is part of the model: a checkpoint tested later must use the threshold
+    # picked by the validation pass that chose that checkpoint, not the last epoch's.
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"threshold": self.threshold}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        threshold = (state or {}).get("threshold")
+        self.threshold = None if threshold is None else float(threshold)
 
     def unpack(self, batch):
         inputs, targets, *rest = batch
