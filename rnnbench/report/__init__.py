@@ -6,8 +6,7 @@ Names are loaded on first use, so ``rnnbench --help`` (and the study file parser
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rnnbench._lazy import lazy_exports
 
 _EXPORTS = {
     "Published": "published", "load_published": "published", "lookup": "published",
@@ -23,16 +22,4 @@ _EXPORTS = {
     "build_report": "cli", "write_report": "cli", "report_study": "cli",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'rnnbench.report' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"rnnbench.report.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -6,8 +6,7 @@ count before torch is imported) pays nothing for importing this package.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rnnbench._lazy import lazy_exports
 
 _EXPORTS = {
     "StudySpec": "spec", "Variant": "spec", "load_study": "spec", "parse_study": "spec",
@@ -24,16 +23,4 @@ _EXPORTS = {
     "collect": "results", "write_results": "results",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'rnnbench.studies' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"rnnbench.studies.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)
