@@ -76,7 +76,8 @@ def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> di
     """
     spec = run.spec
     metric = spec.metric or ""
-    test_metric = "test/" + metric.split("/", 1)[1] if "/" in metric else None
+    test_metric = spec.test_metric or ("test/" + metric.split("/", 1)[1] if "/" in metric
+                                        else None)
     variants, trials = [], []
     for v in spec.variants:
         rows = {kind: [_trial_row(run, v.name, kind, t) for t in run.trials(v, kind)]

@@ -14,8 +14,8 @@ from rnnbench.studies.space import SearchSpace, build_space, get_path
 
 STUDY_KEYS = (
     "name", "description", "variants", "trials_per_variant", "space", "overrides", "sampler",
-    "pruner", "metric", "direction", "seeds", "storage", "retries", "heartbeat_interval",
-    "grace_period", "paper",
+    "pruner", "metric", "direction", "test_metric", "seeds", "storage", "retries",
+    "heartbeat_interval", "grace_period", "paper",
 )
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -64,6 +64,8 @@ class StudySpec:
         pruner: ``{"name": "median"|"hyperband"|"none", ...options}``.
         metric: The validation metric (``val/nll``); ``None`` until the task is known.
         direction: ``minimize`` or ``maximize``; ``None`` until the task is known.
+        test_metric: What the final re-runs report from the test split (``test/f1_pa``);
+            ``None``: the test counterpart of ``metric`` (``val/nll`` -> ``test/nll``).
         seeds: Seeds the best configuration of each variant is re-run with (``seeds: K`` in
             the file means the K seeds after the config's ``seed``, which the search uses).
         storage: Storage URL from the file, or ``None`` (chosen by worker count).
@@ -82,6 +84,7 @@ class StudySpec:
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
     metric: str | None = None
     direction: str | None = None
+    test_metric: str | None = None
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     storage: str | None = None
     retries: int = 1
@@ -140,6 +143,7 @@ class StudySpec:
             "pruner": dict(self.pruner),
             "metric": self.metric,
             "direction": self.direction,
+            "test_metric": self.test_metric,
             "seeds": list(self.seeds),
             "retries": self.retries,
             "heartbeat_interval": self.heartbeat_interval,
@@ -167,6 +171,7 @@ class StudySpec:
             pruner=dict(data["pruner"]),
             metric=data.get("metric"),
             direction=data.get("direction"),
+            test_metric=data.get("test_metric"),
             seeds=[int(s) for s in data.get("seeds", [])],
             retries=int(data.get("retries", 1)),
             heartbeat_interval=int(data.get("heartbeat_interval", 20)),
@@ -409,6 +414,14 @@ def parse_study(
         if str(direction).lower() not in DIRECTIONS:
             raise ConfigError(f"study.direction must be minimize or maximize, got {direction!r}")
         direction = DIRECTIONS[str(direction).lower()]
+    test_metric = raw.get("test_metric")
+    if test_metric is not None:
+        test_metric = str(test_metric)
+        if not test_metric.startswith("test/") or test_metric == "test/":
+            raise ConfigError(
+                f"study.test_metric {test_metric!r} must name a test-split metric, e.g. "
+                "test/f1_pa (or leave it out to report the test counterpart of study.metric)"
+            )
     seeds_raw = raw.get("seeds", 3)
     if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
         # K seeds after the search seed: the selected trial's own run is not counted again.
@@ -440,6 +453,7 @@ def parse_study(
         pruner=pruner,
         metric=metric,
         direction=direction,
+        test_metric=test_metric,
         seeds=seeds,
         storage=storage,
         retries=_positive_int(raw.get("retries", 1), "study.retries", allow_zero=True),

@@ -30,9 +30,9 @@ DIVERGE = ("study.overrides.rnn_relu={lr: {low: 1.0e4, high: 1.0e6, log: true}, 
            "optimizer: [sgd]}")
 
 
-def _run_study(runs: Path, *overrides: str) -> Path:
+def _run_study(runs: Path, *overrides: str, study_file: Path = TINY) -> Path:
     """Runs a shrunk jsb_tiny study in-process (the real runner) and writes its results."""
-    spec = load_study(TINY, [f"logging.dir={runs}", *overrides])
+    spec = load_study(study_file, [f"logging.dir={runs}", *overrides])
     sizes = preflight(spec)
     run = StudyRun.create(spec, f"sqlite:///{spec.output_dir}/study.db")
     run.prepare()
@@ -206,3 +206,31 @@ def test_study_with_failed_and_pruned_trials_renders_their_counts(tmp_path, caps
     assert rc == 0
     row = next(line for line in out.splitlines() if "rnn_relu" in line)
     assert "0/0/3" in row
+
+
+def test_a_study_can_report_another_test_metric(tmp_path, monkeypatch, capsys):
+    # Anomaly studies rank trials by val/mse and compare the architectures on test/f1_pa.
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    study_file = tmp_path / "hai.yaml"
+    study_file.write_text(
+        "data: {dataset: hai_synthetic, n_steps: 3000, n_attacks: 2, window: 20, "
+        "batch_size: 16}\n"
+        "model: {cell: gru, hidden_size: 4}\n"
+        "optim: {optimizer: adam, lr: 0.01}\n"
+        "trainer: {max_epochs: 1, accelerator: cpu, limit_train_batches: 3}\n"
+        "logging: {progress_bar: false}\n"
+        "study: {name: hai, variants: [gru], trials_per_variant: 1, seeds: 2, "
+        "space: {lr: [0.01]}, sampler: grid, pruner: none, metric: val/mse, "
+        "test_metric: test/f1_pa}\n"
+    )
+    out = _run_study(tmp_path / "runs", study_file=study_file)
+    results = json.loads((out / "results.json").read_text())
+    assert (results["metric"], results["test_metric"]) == ("val/mse", "test/f1_pa")
+    final = results["variants"][0]["final"]
+    f1 = [r["metrics"]["test/f1_pa"] for r in final["runs"]]
+    assert final["test_metric"]["n"] == 2
+    assert final["test_metric"]["mean"] == pytest.approx(float(np.mean(f1)))
+    assert final["metric"]["mean"] == pytest.approx(
+        float(np.mean([r["metrics"]["val/mse"] for r in final["runs"]])))
+    rc, _, _ = _report(str(out), "--format", "markdown", capsys=capsys)
+    assert rc == 0 and "final test/f1_pa" in (out / "report" / "report.md").read_text()

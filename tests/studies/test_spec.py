@@ -52,6 +52,7 @@ def test_spec_round_trips_through_storage_form(tiny):
         (["study.trials_per_variant=0"], "trials_per_variant must be a positive integer"),
         (["study.trials_per_variant=-3"], "trials_per_variant must be a positive integer"),
         (["study.metric=test/nll"], "must be a validation metric"),
+        (["study.test_metric=val/nll"], "must name a test-split metric"),
         (["study.sampler=cmaes"], "unknown sampler 'cmaes'"),
         (["study.pruner={name: median, patience: 3}"], "study.pruner (median)"),
         (["study.storage=redis://localhost:6379"], "unknown scheme 'redis'"),
