@@ -46,6 +46,9 @@ def test_synthetic_attacks_match_labels_and_vary(frame):
     starts = [a["start"] for a in attacks]
     assert starts == sorted(starts)
     assert all(b["start"] - a["end"] >= 60 for a, b in zip(attacks[:-1], attacks[1:], strict=True))
+    # one attack per sixth of the second half: validation and test quarters get three each
+    slot = (len(frame) - len(frame) // 2) // 6
+    assert [(a["start"] - len(frame) // 2) // slot for a in attacks] == list(range(6))
     frozen = next(a for a in attacks if a["kind"] == "freeze")
     stuck = frame.loc[frozen["start"] : frozen["end"] - 1, frozen["sensors"]]
     assert (stuck.nunique() == 1).all()
@@ -69,7 +72,9 @@ def test_synthetic_process_arguments():
     assert clean["attack"].sum() == 0 and clean.attrs["attacks"] == []
     assert sensor_columns(clean) == ["P1_S01", "P1_S02", "P1_S03"]
     with pytest.raises(ValueError, match="too short"):
-        make_synthetic_process(n_steps=2000, n_attacks=10)
+        make_synthetic_process(n_steps=1700, n_attacks=10)  # 85-step slots
+    tight = make_synthetic_process(n_steps=1800, n_attacks=10, seed=3)  # 90-step slots
+    assert all(a["end"] - a["start"] == 30 for a in tight.attrs["attacks"])
     with pytest.raises(ValueError, match="n_sensors"):
         make_synthetic_process(n_sensors=0)
 

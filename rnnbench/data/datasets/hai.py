@@ -46,26 +46,30 @@ def _ar1(phi: float, innovations: np.ndarray) -> np.ndarray:
 def _place_attacks(
     rng: np.random.Generator, n_steps: int, n_attacks: int
 ) -> list[tuple[int, int]]:
-    """Non-overlapping ``[start, end)`` ranges in the second half, at least 60 steps apart."""
+    """Non-overlapping ``[start, end)`` ranges in the second half, at least 60 steps apart.
+
+    The second half is cut into ``n_attacks`` equal slots and each attack lies in its own
+    slot, so any contiguous stretch of it (the validation and test quarters) holds its share
+    of the attacks instead of all of them landing in one.
+    """
     if n_attacks == 0:
         return []
     lo = n_steps // 2
-    lengths = rng.integers(_MIN_ATTACK, _MAX_ATTACK + 1, n_attacks)
-    slack = (n_steps - lo) - int(lengths.sum()) - _MIN_GAP * (n_attacks + 1)
-    if slack < 0:
+    width = (n_steps - lo) // n_attacks
+    longest = min(_MAX_ATTACK, width - _MIN_GAP)
+    if longest < _MIN_ATTACK:
         raise ValueError(
             f"n_steps={n_steps} is too short for {n_attacks} attacks: attacks go in the second "
-            f"half, last {_MIN_ATTACK}-{_MAX_ATTACK} steps each and are {_MIN_GAP} steps apart "
-            f"(about {n_attacks * (_MAX_ATTACK + _MIN_GAP) * 2} steps are safe); use more "
-            "steps or fewer attacks"
+            f"half, one in each of {n_attacks} equal slots of at least "
+            f"{_MIN_ATTACK + _MIN_GAP} steps ({_MIN_ATTACK}-{_MAX_ATTACK} steps of attack after "
+            f"a {_MIN_GAP}-step gap; about {n_attacks * (_MAX_ATTACK + _MIN_GAP) * 2} steps "
+            "give every attack its full length range); use more steps or fewer attacks"
         )
-    cuts = np.sort(rng.integers(0, slack + 1, n_attacks))
-    extra = np.diff(np.concatenate([[0], cuts]))  # random share of the slack before each
-    ranges, pos = [], lo
-    for length, more in zip(lengths.tolist(), extra.tolist(), strict=True):
-        start = pos + _MIN_GAP + more
+    ranges = []
+    for k in range(n_attacks):
+        length = int(rng.integers(_MIN_ATTACK, longest + 1))
+        start = lo + k * width + _MIN_GAP + int(rng.integers(0, width - _MIN_GAP - length + 1))
         ranges.append((start, start + length))
-        pos = start + length
     return ranges
 
 
@@ -81,7 +85,9 @@ def make_synthetic_process(
     then scaled to its own units, so the sensors are coupled the way a plant's are.
 
     Attacks are injected only into the second half (the first half is attack-free, like
-    HAI's training files, so it can serve as the training split). Each lasts 30-300 steps,
+    HAI's training files, so it can serve as the training split), one in each of
+    ``n_attacks`` equal slots of it, so its two quarters (validation and test in the
+    ``hai_synthetic`` data set) each get about half of them. Each lasts 30-300 steps,
     hits 1-3 random sensors and is one of :data:`ATTACK_KINDS`: ``offset`` (a constant
     bias of 2-4 standard deviations), ``freeze`` (the sensor sticks at its value at the
     attack's start), ``drift`` (a ramp up to 3-5 standard deviations) or ``noise`` (a burst
@@ -93,7 +99,8 @@ def make_synthetic_process(
         n_steps: Number of time steps (one per second).
         n_sensors: Number of sensor columns (1-99).
         n_attacks: Number of attacks; ``n_steps`` must leave room for them in its second
-            half (about 720 steps per attack is always enough).
+            half: at least 180 steps per attack (each slot holds a 60-step gap and a
+            30-step attack); 720 steps per attack lets attacks take their full 30-300.
         seed: Seed of the ``numpy.random.Generator``; equal arguments give equal frames.
 
     Returns:
