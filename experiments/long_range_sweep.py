@@ -107,6 +107,7 @@ def plot(task: str, rows: list[dict], out: Path) -> None:
     ax.plot(Ts, [baseline(task, T) for T in Ts], "k--", label="trivial baseline")
     ax.set_xscale("log")
     ax.set_xticks(Ts, [str(T) for T in Ts])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("sequence length T")
     ax.set_ylabel(rows[0]["metric"])
     ax.set_title(f"{task}: test {rows[0]['metric'].split('/')[-1]} vs T")
