@@ -40,7 +40,10 @@ def run_study(task: str, T: int, workers: int, overrides: list[str]) -> Path:
            f"data.T={T}", f"study.name={name}", "--workers", str(workers), "--no-live",
            *overrides]
     print("$", " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
+    done = subprocess.run(cmd)
+    if done.returncode != 0:  # the study printed why; stop before tabulating a partial sweep
+        raise SystemExit(f"long_range_sweep: the study for T={T} failed (exit "
+                         f"{done.returncode}, its message is above); nothing was tabulated")
     log_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("logging.dir=")),
                    "runs")
     return Path(log_dir) / name / "results.json"

@@ -52,3 +52,12 @@ def test_bad_lengths_exit_with_a_message(capsys):
         sweep.main(["adding", "--T", "10,x"])
     assert err.value.code == 2
     assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_a_failing_study_stops_the_sweep_before_writing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = _load()
+    with pytest.raises(SystemExit, match="study for T=4 failed"):
+        sweep.main(["adding", "--T", "4", "--out", str(tmp_path / "out"),
+                    f"logging.dir={tmp_path / 'runs'}", "model.cell_typo=1"])
+    assert not (tmp_path / "out" / "long_range_adding.md").exists()
