@@ -106,13 +106,21 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
             spec.direction = "maximize" if short in MAX_METRICS else "minimize"
     logged = {f"val/{k}" for k in module.task.summarize(torch.tensor(1.0)).keys()}
     logged.add(module.monitor)
-    if spec.metric not in logged:
+    # The validation and test passes log the same names: test/x exists when val/x does.
+    wanted = {spec.metric: "study.metric"}
+    if spec.test_metric:
+        wanted["val/" + spec.test_metric.split("/", 1)[1]] = "study.test_metric"
+    if not set(wanted) <= logged:
         logged |= {k for k in _probe_metrics(cfg) if k.startswith("val/")}
-        if spec.metric not in logged:
+    for name, option in wanted.items():
+        if name not in logged:
+            stage = "test/" if option == "study.test_metric" else "val/"
+            shown = sorted(stage + k.split("/", 1)[1] for k in logged)
+            given = spec.test_metric if option == "study.test_metric" else spec.metric
             raise ConfigError(
-                f"study.metric {spec.metric!r} is not logged by the {bundle.task!r} task of "
+                f"{option} {given!r} is not logged by the {bundle.task!r} task of "
                 f"data set {spec.config['data'].get('dataset')!r}; it logs "
-                f"{', '.join(sorted(logged))}"
+                f"{', '.join(shown)}"
             )
     return sizes
 

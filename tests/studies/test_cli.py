@@ -30,6 +30,8 @@ def _study_file(tmp_path, study: str) -> str:
         (["--storage", "postgresql+psycopg://me:secret@127.0.0.1:1/db"],
          "cannot connect to the study storage postgresql+psycopg://me:***@127.0.0.1:1/db"),
         (["study.metric=val/acc"], "study.metric 'val/acc' is not logged by the 'music' task"),
+        (["study.test_metric=test/acc"],
+         "study.test_metric 'test/acc' is not logged by the 'music' task"),
     ],
 )
 def test_bad_input_is_one_clear_paragraph(tmp_path, capsys, args, message):
