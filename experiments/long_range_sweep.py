@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Ts or min(Ts) < 2:
         p.error(f"--T needs lengths >= 2, got {args.T!r}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {T: run_study(args.task, T, args.workers, args.overrides) for T in Ts}
     rows = collect(args.task, paths)
+    out.mkdir(parents=True, exist_ok=True)
     write_table(args.task, rows, out)
     plot(args.task, rows, out)
     print(f"wrote {out}/long_range_{args.task}.{{md,csv,png,svg}}")
