@@ -120,12 +120,12 @@ def test_cli_fit_runs_a_config(tmp_path):
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["model.cell=lstmm"], "unknown cell 'lstmm'; registered cells are"),
-        (["data.dataset=ptbb"], "unknown dataset 'ptbb'; known datasets"),
-        (["data.bptt=0"], "data.bptt must be a positive integer"),
+        (["model.cell=lstmm"], "unknown cell 'lstmm' (did you mean 'lstm'?); registered cells"),
+        (["data.dataset=ptbb"], "unknown data set 'ptbb' (did you mean 'ptb'?); known data"),
+        (["data.bptt=0"], "data.bptt: expected a positive number, got 0"),
         (["data.batch_size=1000", "data.bptt=1000"], "too short for batch_size=1000"),
-        (["model.hiden_size=3"], "unknown model option(s) ['hiden_size']"),
-        (["optim.optimizer=lbfgs"], "unknown optimizer 'lbfgs'"),
+        (["model.hiden_size=3"], "unknown config key model.hiden_size (did you mean"),
+        (["optim.optimizer=lbfgs"], "optim.optimizer: expected one of sgd, adam"),
         (["model.bidirectional=true"], "bidirectional backbone would read"),
         (["data.level=morse"], "level"),
     ],
@@ -169,9 +169,9 @@ def test_zaremba_small_runs_a_few_hundred_steps_on_cpu(tmp_path):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("optim.cuda_graphs=sometimes", "optim.cuda_graphs must be auto, true or false"),
-    ("logging.progress_every=0", "logging.progress_every must be a positive integer"),
-    ("optim.check_finite_every=often", "optim.check_finite_every must be a non-negative"),
+    ("optim.cuda_graphs=sometimes", "optim.cuda_graphs: expected one of auto, true, false"),
+    ("logging.progress_every=0", "logging.progress_every: expected a positive number"),
+    ("optim.check_finite_every=often", "optim.check_finite_every: expected an integer"),
 ])
 def test_graph_and_progress_options_are_checked_before_anything_runs(override, message):
     with pytest.raises(ConfigError, match=message):

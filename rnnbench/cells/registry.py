@@ -174,8 +174,12 @@ def get_cell(name: str) -> type[RNNCell]:
     if name in _BROKEN:
         err = _BROKEN[name]
         raise PluginError(str(err)) from err.__cause__
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list_cells(), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise UnknownCellError(
-        f"unknown cell {name!r}; registered cells are: {', '.join(list_cells())}. "
+        f"unknown cell {name!r}{hint}; registered cells are: {', '.join(list_cells())}. "
         "Register a new one with @register_cell or an entry point in group "
         f"{ENTRY_POINT_GROUP!r}."
     )

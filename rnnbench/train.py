@@ -1,0 +1,233 @@
+"""One training run: build data + module + trainer from a composed config, fit, test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnbench.config import ConfigError, save_config
+
+# ---------------------------------------------------------------- building
+def build_module(cfg: dict[str, Any], bundle: Any, *, device: Any = None):
+    """The :class:`~rnnbench.module.RNNModule` a config describes for a data bundle.
+
+    Resolves ``model.param_budget`` into a hidden size and moves the task options found
+    under ``model:`` (``tie_weights``, ``embedding_dropout``, ``embedding_size``) to the
+    task. ``device="meta"`` builds it without allocating weights (to count parameters).
+    """
+    import contextlib
+
+    import torch
+
+    from rnnbench.module import RNNModule
+
+    model = dict(cfg["model"])
+    task_kwargs = {**bundle.task_kwargs, **cfg.get("task", {})}
+    for key, target in (("tie_weights", "tie_weights"), ("embedding_dropout", "dropout"),
+                        ("embedding_size", "embedding_size")):
+        if key in model:
+            task_kwargs[target] = model.pop(key)
+    budget = model.pop("param_budget", None)
+    if budget:
+        from rnnbench.sizing import hidden_for_budget
+
+        model["hidden_size"] = hidden_for_budget(
+            int(budget), bundle.task, task_kwargs,
+            {k: v for k, v in model.items() if k != "hidden_size"},
+        )
+    ctx = torch.device(device) if device is not None else contextlib.nullcontext()
+    with ctx:
+        return RNNModule(task=bundle.task, task_kwargs=task_kwargs, **model, **cfg["optim"])
+
+
+def build(cfg: dict[str, Any]):
+    """Builds ``(module, datamodule, bundle)`` from a composed config."""
+    import lightning as L
+
+    from rnnbench.data.catalog import build_data
+
+    L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    bundle = build_data(cfg["data"], seed=int(cfg.get("seed", 0)))
+    module = build_module(cfg, bundle)
+    return module, bundle.datamodule, bundle
+
+
+@dataclass
+class RunResult:
+    """What a run produced: final metrics, size, time and where its files are."""
+
+    metrics: dict[str, float]
+    num_parameters: int
+    hidden_size: int
+    wall_time_s: float
+    run_dir: str | None
+    best_checkpoint: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    monitor: str = ""
+    mode: str = "min"
+
+
+def _next_version(base: Path) -> Path:
+    k = 0
+    while (base / f"version_{k}").exists():
+        k += 1
+    return base / f"version_{k}"
+
+
+def latest_run_dir(base: Path) -> Path | None:
+    """The newest ``version_k`` folder under ``base`` that holds ``checkpoints/last.ckpt``."""
+    versions = sorted(
+        (p for p in base.glob("version_*") if (p / "checkpoints" / "last.ckpt").exists()),
+        key=lambda p: int(p.name.split("_")[1]),
+    )
+    return versions[-1] if versions else None
+
+
+def trainer_kwargs(cfg: dict[str, Any], streaming: bool = True) -> dict[str, Any]:
+    """Lightning Trainer arguments from ``cfg['trainer']`` plus the framework's fixed ones.
+
+    Streams lay out their rows per rank themselves (a DistributedSampler would shuffle
+    them), so ``use_distributed_sampler`` is off for streaming tasks and on for sets of
+    independent sequences, which each rank should split.
+    """
+    kw = dict(cfg["trainer"])
+    kw.setdefault("enable_model_summary", False)
+    kw["enable_progress_bar"] = bool(cfg["logging"].get("progress_bar", True))
+    kw["use_distributed_sampler"] = not streaming
+    return kw
+
+
+def progress_refresh_rate(cfg: dict[str, Any]) -> int:
+    """Batches between progress-bar refreshes: ``logging.progress_every``, else 1 on CPU and
+    25 on a GPU (every refresh reads the loss, which makes the host wait for the GPU)."""
+    every = cfg["logging"].get("progress_every")
+    if every is not None:
+        return int(every)
+    accel = str(cfg["trainer"].get("accelerator", "auto"))
+    if accel in ("gpu", "cuda"):
+        return 25
+    if accel == "auto":
+        import torch
+
+        return 25 if torch.cuda.is_available() else 1
+    return 1
+
+
+def run(
+    cfg: dict[str, Any],
+    *,
+    callbacks: Sequence[Any] = (),
+    loggers: Sequence[Any] = (),
+    resume: bool = False,
+    test: bool = True,
+    run_dir: str | Path | None = None,
+) -> RunResult:
+    """Trains (and tests) one model as ``cfg`` says; returns its metrics.
+
+    Args:
+        cfg: Composed config (see :func:`load_config`).
+        callbacks: Extra Lightning callbacks (e.g. a pruning callback).
+        loggers: Extra Lightning loggers (e.g. W&B); CSV/TensorBoard come from the config.
+        resume: Continue the newest run of this config from its ``last.ckpt``.
+        test: Evaluate the best checkpoint on the test split after fitting.
+        run_dir: Where to write logs and checkpoints (default
+            ``{logging.dir}/{name}/version_k``).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    log = cfg["logging"]
+    base = Path(log.get("dir", "runs")) / str(cfg.get("name") or "run")
+    ckpt_path = None
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if resume and (run_dir / "checkpoints" / "last.ckpt").exists():
+            ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    elif resume:
+        run_dir = latest_run_dir(base)
+        if run_dir is None:
+            raise ConfigError(f"--resume: no run of {base} has checkpoints/last.ckpt to resume")
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    else:
+        run_dir = _next_version(base)
+    _check_writable(run_dir)
+    module, datamodule, bundle = build(cfg)
+    save_config(cfg, run_dir)  # the composed config: `rnnbench fit <run_dir>/config.yaml`
+    all_loggers = list(loggers)
+    if log.get("csv", True):
+        all_loggers.append(CSVLogger(str(run_dir), name="", version=""))
+    if log.get("tensorboard", False):
+        all_loggers.append(TensorBoardLogger(str(run_dir), name="tb", version=""))
+    cbs = list(callbacks)
+    if log.get("progress_bar", True):
+        from rnnbench.callbacks import LossProgressBar
+
+        cbs.append(LossProgressBar(refresh_rate=progress_refresh_rate(cfg)))
+    ckpt_cfg = cfg.get("checkpoint", {})
+    ckpt_cb = None
+    if ckpt_cfg.get("enabled", True):
+        # Without a validation pass there is nothing to rank checkpoints by: keep the last.
+        validates = cfg["trainer"].get("limit_val_batches", 1) != 0 and bool(
+            datamodule.val_dataloader()
+        )
+        ckpt_cb = ModelCheckpoint(
+            dirpath=str(run_dir / "checkpoints"),
+            monitor=module.monitor if validates else None,
+            mode=module.monitor_mode,
+            save_last=True,
+            save_top_k=1 if validates else 0,
+            every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
+            filename="best",
+        )
+        cbs.append(ckpt_cb)
+    trainer = L.Trainer(
+        **trainer_kwargs(cfg, streaming=module.task.streaming),
+        callbacks=cbs,
+        logger=all_loggers or False,
+        enable_checkpointing=ckpt_cb is not None,
+        default_root_dir=str(run_dir),
+    )
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _scalar(v)}
+    if test and datamodule.test_dataloader():
+        best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
+        out = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        for row in out:
+            metrics.update({k: float(v) for k, v in row.items()})
+    wall = time.perf_counter() - t0
+    return RunResult(
+        metrics=metrics,
+        num_parameters=module.num_parameters(),
+        hidden_size=module.hparams.hidden_size,
+        wall_time_s=wall,
+        run_dir=str(run_dir),
+        best_checkpoint=(ckpt_cb.best_model_path or None) if ckpt_cb is not None else None,
+        monitor=module.monitor,
+        mode=module.monitor_mode,
+    )
+
+
+def _scalar(v: Any) -> bool:
+    """Whether a logged value reads as one number (NaN and inf included)."""
+    try:
+        float(v)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write to {path} ({err.strerror}); set logging.dir to a writable folder"
+        ) from None
