@@ -87,16 +87,16 @@ class ModelConfig:
     dropout: float = _f(0.0, unit_interval, doc="dropout between recurrent layers")
     impl: str = _f("auto", one_of("auto", "fused", "reference", "compiled"),
                    doc="backbone path")
-    cell_kwargs: Optional[dict[str, Any]] = _f(None, doc="extra options of the cell")
-    init: Optional[dict[str, Any]] = _f(
+    cell_kwargs: dict[str, Any] | None = _f(None, doc="extra options of the cell")
+    init: dict[str, Any] | None = _f(
         None, doc="uniform, fan_in_normal, embedding_std, recurrent, forget_bias")
-    tbptt: Optional[int] = _f(None, positive, doc="window length inside long sequences")
-    param_budget: Optional[int] = _f(
+    tbptt: int | None = _f(None, positive, doc="window length inside long sequences")
+    param_budget: int | None = _f(
         None, positive, doc="pick the hidden size whose parameter count is closest to this")
     # Task options set under model: (they size the model); moved to the task when built.
-    tie_weights: Optional[bool] = _f(None, doc="LM: tie input and output embeddings")
-    embedding_dropout: Optional[float] = _f(None, unit_interval, doc="LM: embedding dropout")
-    embedding_size: Optional[int] = _f(None, positive, doc="LM: embedding width")
+    tie_weights: bool | None = _f(None, doc="LM: tie input and output embeddings")
+    embedding_dropout: float | None = _f(None, unit_interval, doc="LM: embedding dropout")
+    embedding_size: int | None = _f(None, positive, doc="LM: embedding width")
 
 
 @dataclass
@@ -107,14 +107,14 @@ class OptimConfig:
     lr: float = _f(1.0, positive, finite, doc="learning rate")
     momentum: float = _f(0.0, non_negative, finite, doc="SGD / RMSprop momentum")
     weight_decay: float = _f(0.0, non_negative, finite, doc="L2 penalty (decoupled: AdamW)")
-    clip: Optional[float] = _f(5.0, non_negative, finite,
+    clip: float | None = _f(5.0, non_negative, finite,
                                doc="max global gradient norm (null or 0: none)")
-    scheduler: Optional[dict[str, Any]] = _f(
+    scheduler: dict[str, Any] | None = _f(
         None, doc="{name: decay_after|plateau|cosine|step, ...}")
     loss_reduction: str = _f("mean", one_of("mean", "sum_time"))
-    cuda_graphs: Union[bool, str] = _f("auto", one_of("auto", True, False, "emulate"),
+    cuda_graphs: bool | str = _f("auto", one_of("auto", True, False, "emulate"),
                                        doc="whole-step CUDA graphs on one GPU")
-    check_finite_every: Optional[int] = _f(
+    check_finite_every: int | None = _f(
         None, non_negative, doc="steps between NaN checks (null: default, 0: never)")
 
 
@@ -127,7 +127,7 @@ class LoggingConfig:
     tensorboard: bool = _f(False)
     wandb: Any = _f(False, doc="true, false, a project name or {project, entity, mode, ...}")
     progress_bar: bool = _f(True)
-    progress_every: Optional[int] = _f(None, positive, doc="batches between bar refreshes")
+    progress_every: int | None = _f(None, positive, doc="batches between bar refreshes")
 
 
 @dataclass
@@ -135,7 +135,7 @@ class CheckpointConfig:
     """``checkpoint:``: best-validation and last checkpoints."""
 
     enabled: bool = _f(True)
-    every_n_train_steps: Optional[int] = _f(None, positive,
+    every_n_train_steps: int | None = _f(None, positive,
                                             doc="also save last.ckpt every N steps")
 
 
@@ -143,7 +143,7 @@ class CheckpointConfig:
 class TrainerConfig:
     """``trainer:``: any ``lightning.Trainer`` argument; these are typed and checked."""
 
-    max_epochs: Optional[int] = _f(1, positive)
+    max_epochs: int | None = _f(1, positive)
     accelerator: str = _f("auto")
     devices: Any = _f(1)
 
@@ -153,8 +153,8 @@ class RunConfig:
     """A whole run. ``data:`` is typed by the chosen data set's own builder signature."""
 
     seed: int = _f(0, non_negative)
-    name: Optional[str] = _f(None, doc="run name: runs/<name>/version_K")
-    description: Optional[str] = _f(None)
+    name: str | None = _f(None, doc="run name: runs/<name>/version_K")
+    description: str | None = _f(None)
     data: dict[str, Any] = _f({"dataset": "ptb"})
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -162,7 +162,7 @@ class RunConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     task: dict[str, Any] = _f({})
-    study: Optional[dict[str, Any]] = _f(None, doc="a study file's study: section")
+    study: dict[str, Any] | None = _f(None, doc="a study file's study: section")
 
 
 SCHEMA: dict[str, type] = {"model": ModelConfig, "optim": OptimConfig,
@@ -440,7 +440,7 @@ def _omegaconf_type(hint: Any) -> Any:
     base = [a for a in args if a is not type(None)]
     if typing.get_origin(hint) in (Union, getattr(__import__("types"), "UnionType", Union)):
         if len(base) == 1 and base[0] in (int, float, bool, str):
-            return Optional[base[0]]
+            return Optional[base[0]]  # noqa: UP045 (a runtime type object for OmegaConf)
         return Any
     return hint if hint in (int, float, bool, str) else Any
 
@@ -463,8 +463,9 @@ def _check_data(raw: Any) -> dict[str, Any]:
     name = raw.get("dataset", "ptb")
     known = list_datasets()
     if name not in known:
-        raise ConfigError(f"data.dataset: unknown data set {name!r}{did_you_mean(str(name), known)}"
-                          f"; known data sets: {', '.join(known)}")
+        raise ConfigError(f"data.dataset: unknown data set {name!r}"
+                          f"{did_you_mean(str(name), known)}; known data sets: "
+                          f"{', '.join(known)}")
     cls, more = _data_schema(name)
     base = OmegaConf.structured(cls)
     names = {f.name for f in fields(cls)}

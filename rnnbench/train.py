@@ -10,6 +10,7 @@ from typing import Any
 
 from rnnbench.config import ConfigError, save_config
 
+
 # ---------------------------------------------------------------- building
 def build_module(cfg: dict[str, Any], bundle: Any, *, device: Any = None):
     """The :class:`~rnnbench.module.RNNModule` a config describes for a data bundle.

@@ -1,23 +1,12 @@
-"""Throughput benchmark: tokens/s, ms/step and peak memory of PTB-shaped language-model steps."""
+"""Throughput benchmark: tokens/s, ms/step and peak memory of PTB-shaped language-model steps.
 
-from rnnbench.bench.throughput import (
-    MODES,
-    SHAPES,
-    BenchCase,
-    PTBStepModel,
-    handwritten_case,
-    measure,
-    run_case,
-    run_suite,
-)
+Names load on first use, so ``import rnnbench.bench`` (and ``rnnbench --help``) imports no
+torch.
+"""
 
-__all__ = [
-    "MODES",
-    "SHAPES",
-    "BenchCase",
-    "PTBStepModel",
-    "handwritten_case",
-    "measure",
-    "run_case",
-    "run_suite",
-]
+from rnnbench._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    name: "throughput" for name in ("MODES", "SHAPES", "BenchCase", "PTBStepModel",
+                                    "handwritten_case", "measure", "run_case", "run_suite")
+})

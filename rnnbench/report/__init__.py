@@ -19,7 +19,7 @@ _EXPORTS = {
     "to_rich": "tables",
     "Figure": "plots", "all_figures": "plots", "learning_curves": "plots",
     "optimization_history": "plots", "importance": "plots", "metric_vs_params": "plots",
-    "build_report": "cli", "write_report": "cli", "report_study": "cli",
+    "build_report": "render", "write_report": "render", "report_study": "render",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -10,13 +10,10 @@ import platform
 import tempfile
 from pathlib import Path
 
-_CLIError: type[Exception] = Exception
+from rnnbench.cli.base import CLIError
 
 
-def add_parsers(sub, cli_error: type[Exception]) -> None:
-    """Adds the ``bench`` subcommand to the ``rnnbench`` parser."""
-    global _CLIError
-    _CLIError = cli_error
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "bench",
         help="measure tokens/s and memory of PTB-shaped LM steps",
@@ -51,10 +48,10 @@ def _split(value: str | None) -> list[str]:
 
 def _choose(kind: str, given: list[str], known) -> list[str]:
     if not given:
-        raise _CLIError(f"--{kind} is empty; choose from {', '.join(known)}")
+        raise CLIError(f"--{kind} is empty; choose from {', '.join(known)}")
     bad = [g for g in given if g not in known]
     if bad:
-        raise _CLIError(f"unknown {kind[:-1]} {', '.join(map(repr, bad))}; "
+        raise CLIError(f"unknown {kind[:-1]} {', '.join(map(repr, bad))}; "
                         f"choose from {', '.join(known)}")
     return list(dict.fromkeys(given))
 
@@ -66,13 +63,13 @@ def _resolve(args: argparse.Namespace) -> dict:
     from rnnbench.cells import list_cells
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise _CLIError("--device cuda was requested but CUDA is not available "
+        raise CLIError("--device cuda was requested but CUDA is not available "
                         f"(torch {torch.__version__}); use --device cpu")
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.repeats < 1 or args.warmup < 0:
-        raise _CLIError("--repeats must be >= 1 and --warmup >= 0")
+        raise CLIError("--repeats must be >= 1 and --warmup >= 0")
     known_cells = list_cells()
     default_shapes = "small,medium" if device == "cpu" else "small,medium,large"
     return {

@@ -1,0 +1,114 @@
+"""The typed config schema: types, rules, group switching, interpolation, config.yaml."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rnnbench.config import ConfigError, ModelConfig, OptimConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "configs/experiment/quickstart.yaml"
+
+
+@pytest.mark.parametrize("override,key,value", [
+    ("optim.lr=1e-3", "lr", 0.001),
+    ("optim.lr=1e30", "lr", 1e30),
+    ("optim.clip=null", "clip", None),
+    ("optim.cuda_graphs=false", "cuda_graphs", False),
+])
+def test_values_are_typed(override, key, value):
+    cfg = load_config(QUICK, [override])
+    assert cfg["optim"][key] == value and type(cfg["optim"][key]) is type(value)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optim.lr=fast", "optim.lr: expected a number, got 'fast'"),
+    ("model.hidden_size=abc", "model.hidden_size: expected an integer, got 'abc'"),
+    ("model.bidirectional=maybe", "model.bidirectional: expected true or false"),
+    ("optim.lr=0", "optim.lr: expected a positive number"),
+    ("optim.lr=-1", "optim.lr: expected a positive number"),
+    ("optim.lr=.inf", "optim.lr: expected a finite number"),
+    ("optim.clip=-1", "optim.clip: expected a number >= 0"),
+    ("model.dropout=1.0", r"model.dropout: expected a number in \[0, 1\)"),
+    ("model.dropout=-0.1", r"model.dropout: expected a number in \[0, 1\)"),
+    ("model.num_layers=0", "model.num_layers: expected a positive number"),
+    ("optim.lrr=0.1", "unknown config key optim.lrr \\(did you mean 'lr'\\?\\)"),
+    ("trainer.max_epoch=3", "unknown config key trainer.max_epoch \\(did you mean 'max_epochs'"),
+    ("data.batch_sise=3", "unknown config key data.batch_sise \\(did you mean 'batch_size'"),
+    ("data.dataset=jsb", "unknown data set 'jsb'"),
+    ("modle.cell=gru", "unknown top-level config key 'modle' \\(did you mean 'model'\\?\\)"),
+    ("model=lstm_2x20", "model=lstm_2x20: there is no .*did you mean 'lstm_2x200'"),
+    ("seed=-1", "seed: expected a non-negative integer"),
+    ("seed=abc", "seed: expected a non-negative integer"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(QUICK, [override])
+
+
+def test_a_group_is_switched_from_the_command_line():
+    cfg = load_config(QUICK, ["model=lstm_2x200"])
+    assert cfg["model"]["cell"] == "lstm" and cfg["model"]["num_layers"] == 2
+    # The experiment file's own model: settings still apply over the switched group.
+    assert cfg["model"]["param_budget"] == 20000
+
+
+def test_values_interpolate():
+    cfg = load_config(QUICK, ["data.batch_size=6", "data.eval_batch_size=${data.batch_size}"])
+    assert cfg["data"]["eval_batch_size"] == 6
+
+
+def test_the_schema_and_the_module_signature_agree():
+    """The schema's model/optim fields are exactly what RNNModule takes (plus the config-only
+    ones), with the same defaults: one source, checked."""
+    import dataclasses
+    import inspect
+
+    from rnnbench.module import RNNModule
+
+    params = inspect.signature(RNNModule.__init__).parameters
+    config_only = {"param_budget", "tie_weights", "embedding_dropout", "embedding_size"}
+    schema = {f.name: f for cls in (ModelConfig, OptimConfig) for f in dataclasses.fields(cls)}
+    assert set(schema) - config_only == set(params) - {"self", "task", "task_kwargs"}
+    for name, f in schema.items():
+        if name in params:
+            assert f.default == params[name].default, name
+
+
+def _tiny(tmp_path: Path) -> list[str]:
+    return [f"logging.dir={tmp_path}", "logging.progress_bar=false", "trainer.max_epochs=1",
+            "data.limit_tokens=3000", "data.batch_size=4", "data.bptt=8",
+            "model.hidden_size=8", "model.num_layers=1", "trainer.accelerator=cpu"]
+
+
+def test_print_config_shows_the_composed_config(capsys):
+    from rnnbench.cli import main
+
+    assert main(["fit", str(QUICK), "--print-config", "optim.lr=1e-3"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["optim"]["lr"] == 0.001 and cfg["data"]["dataset"] == "jsb_chorales"
+
+
+def test_config_yaml_is_saved_and_reruns_the_same_run(tmp_path):
+    from rnnbench.cli import main
+
+    zaremba = ROOT / "configs/experiment/zaremba_small.yaml"
+    assert main(["fit", str(zaremba), *_tiny(tmp_path)]) == 0
+    first = tmp_path / "zaremba_small" / "version_0"
+    saved = first / "config.yaml"
+    assert saved.is_file()
+    assert main(["fit", str(saved)]) == 0
+    second = tmp_path / "zaremba_small" / "version_1"
+    assert yaml.safe_load(saved.read_text()) == yaml.safe_load(
+        (second / "config.yaml").read_text())
+
+    def rows(run: Path) -> list[dict[str, str]]:
+        with open(run / "metrics.csv") as fh:  # all but the wall-clock throughput
+            return [{k: v for k, v in r.items() if "per_s" not in k}
+                    for r in csv.DictReader(fh)]
+
+    assert rows(first) == rows(second)  # same seed, same data, same numbers
