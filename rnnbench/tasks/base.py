@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # annotations only: tasks read batches, they do not build them
+    from rnnbench.data.batch import Batch
 
 
 class Task(nn.Module):
@@ -42,11 +45,9 @@ class Task(nn.Module):
         """Features per step the backbone receives from :meth:`encode`."""
         raise NotImplementedError
 
-    def unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
-        """Splits a batch into ``(inputs, targets, mask or None, extras)``."""
-        inputs, targets, *rest = batch
-        mask = rest[0] if rest else None
-        return inputs, targets, mask, {}
+    def unpack(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
+        """Reads ``(inputs, targets, mask or None, extras)`` from a batch's named fields."""
+        return batch.inputs, batch.targets, batch.mask, {}
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """Batch inputs -> backbone inputs ``(B, T, input_size)``."""

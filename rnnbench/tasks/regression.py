@@ -61,15 +61,13 @@ class RegressionTask(Task):
             self.head = nn.Linear(backbone_output_size, self.output_dim)
 
     def unpack(self, batch):
-        inputs, targets, *rest = batch
-        mask = rest[0] if rest and rest[0].dim() == 2 else None
-        self._last_inputs = inputs
-        return inputs, targets, mask, {}
+        self._last_inputs = batch.inputs  # (B, T, D) the residual adds the last valid step
+        return batch.inputs, batch.targets, batch.mask, {}
 
     def forward(self, y, mask, lengths):
         pred = self.head(last_valid(y, lengths, self.bidirectional))  # (B, out)
         if self.residual:
-            pred = pred + self._last_inputs[:, -1]
+            pred = pred + last_valid(self._last_inputs, lengths, False)  # (B, D)
         return pred
 
     def loss(self, out, targets, mask):
@@ -90,11 +88,11 @@ class RegressionTask(Task):
 class AnomalyTask(RegressionTask):
     """HAI-style anomaly detection: forecast the next value; the error is the anomaly score.
 
-    Windows come as ``(x (B, T, D), next (B, D), label (B,))``. The score of a window is the
-    mean absolute prediction error over the sensors, smoothed by a moving average; the
-    threshold that maximises point-adjusted F1 on the validation windows is then applied to
-    the test windows (the HAI competition baseline's scheme, with point-adjusted F1 in place
-    of the official TaPR score).
+    Windows come as ``Batch(inputs (B, T, D), targets (B, D), labels (B,))``. The score of a
+    window is the mean absolute prediction error over the sensors, smoothed by a moving
+    average; the threshold that maximises point-adjusted F1 on the validation windows is then
+    applied to the test windows (the HAI competition baseline's scheme, with point-adjusted
+    F1 in place of the official TaPR score).
 
     Args:
         input_dim: Sensors.
@@ -120,10 +118,13 @@ class AnomalyTask(RegressionTask):
         self.threshold = None if threshold is None else float(threshold)
 
     def unpack(self, batch):
-        inputs, targets, *rest = batch
-        labels = rest[-1]  # (inputs, targets, labels) or (inputs, targets, mask, labels)
-        self._last_inputs = inputs
-        return inputs, targets, None, {"labels": labels}
+        if batch.labels is None:
+            raise ValueError(
+                "the anomaly task needs Batch.labels (one 0/1 attack flag per window) to "
+                "score windows; HAIWindows items carry them"
+            )
+        inputs, targets, mask, extras = super().unpack(batch)
+        return inputs, targets, mask, {**extras, "labels": batch.labels}
 
     def update_metrics(self, stage, out, targets, mask, extras):
         super().update_metrics(stage, out, targets, mask, extras)
