@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnbench.cells import RNNCell, get_cell
 
+# Shapes: B rows, T steps, I input features, H units, L layers, D directions (1 or 2).
 State = tuple[torch.Tensor, ...]
 IMPLS = ("auto", "fused", "reference", "compiled")
 
@@ -120,7 +121,7 @@ class RecurrentBackbone(nn.Module):
         """Zero state: ``state_size`` tensors of ``(num_layers * num_directions, B, H)``."""
         ref = next(self.parameters())
         return tuple(
-            torch.zeros(
+            torch.zeros(  # (L * D, B, H)
                 self.num_layers * self.num_directions,
                 batch_size,
                 self.hidden_size,
@@ -162,10 +163,10 @@ class RecurrentBackbone(nn.Module):
             raise ValueError(f"expected {self.input_size} input features, got {x.size(-1)}")
         batch = x.size(0)
         if state is None:
-            state = self.init_state(batch, x.device, x.dtype)
+            state = self.init_state(batch, x.device, x.dtype)  # each (L * D, B, H)
         elif isinstance(state, torch.Tensor):
-            state = (state,)
-        state = tuple(state)
+            state = (state,)  # ((L * D, B, H),)
+        state = tuple(state)  # each (L * D, B, H)
         if len(state) != self.state_size:
             raise ValueError(
                 f"cell {self.cell_name!r} carries {self.state_size} state tensor(s), "
@@ -198,18 +199,18 @@ class RecurrentBackbone(nn.Module):
             raise ValueError(f"reset mask must be (B, T) = {tuple(x.shape[:2])}")
         # Split the window at every column where some row starts a new document; zero those
         # rows' state there. One host sync per window: only used where boundaries are marked.
-        cols = torch.nonzero(reset.any(dim=0)).flatten().tolist()
+        cols = torch.nonzero(reset.any(dim=0)).flatten().tolist()  # columns with a reset
         bounds = sorted(set([0, *cols, x.size(1)]))
         outs = []
         for t0, t1 in zip(bounds[:-1], bounds[1:]):
             keep = (~reset[:, t0]).to(x.dtype)[None, :, None]  # (1, B, 1)
-            state = tuple(s * keep for s in state)
+            state = tuple(s * keep for s in state)  # each (L * D, B, H)
             seg_len = None
             if lengths is not None:
-                seg_len = (lengths - t0).clamp(0, t1 - t0)
-            y, state = self._forward(x[:, t0:t1], state, seg_len)
+                seg_len = (lengths - t0).clamp(0, t1 - t0)  # (B,)
+            y, state = self._forward(x[:, t0:t1], state, seg_len)  # (B, t1 - t0, H * D)
             outs.append(y)
-        return torch.cat(outs, dim=1), state
+        return torch.cat(outs, dim=1), state  # (B, T, H * D)
 
     # -- fused: torch.nn's kernels (cuDNN on GPU) over the cells' own parameters
     def flatten_parameters(self) -> None:
@@ -266,19 +267,19 @@ class RecurrentBackbone(nn.Module):
     ) -> tuple[torch.Tensor, State]:
         mode = self.cell_cls.fused_mode
         func = _VF_FUNCS[mode]
-        hx = state if mode == "LSTM" else state[0]
+        hx = state if mode == "LSTM" else state[0]  # (h, c) or h, each (L * D, B, H)
         has_bias = self.cells[0].bias_ih is not None
         args = (self._flat_weights(), has_bias, self.num_layers, self.dropout, self.training)
         if lengths is None:
             out = func(x, hx, *args, self.bidirectional, True)
-            y, new_state = out[0], tuple(out[1:])
+            y, new_state = out[0], tuple(out[1:])  # (B, T, H * D), each (L * D, B, H)
             return y, new_state
-        packed = pack_padded_sequence(
+        packed = pack_padded_sequence(  # data (sum of lengths, I), rows sorted by length
             x, lengths.detach().cpu(), batch_first=True, enforce_sorted=False
         )
-        order, unorder = packed.sorted_indices, packed.unsorted_indices
-        hx = tuple(s.index_select(1, order) for s in state)
-        out = func(
+        order, unorder = packed.sorted_indices, packed.unsorted_indices  # (B,), (B,)
+        hx = tuple(s.index_select(1, order) for s in state)  # each (L * D, B, H), longest first
+        out = func(  # (packed y (sum of lengths, H * D), *state)
             packed.data,
             packed.batch_sizes,
             hx if mode == "LSTM" else hx[0],
@@ -286,8 +287,10 @@ class RecurrentBackbone(nn.Module):
             self.bidirectional,
         )
         packed_y = torch.nn.utils.rnn.PackedSequence(out[0], packed.batch_sizes, order, unorder)
-        y, _ = pad_packed_sequence(packed_y, batch_first=True, total_length=x.size(1))
-        return y, tuple(s.index_select(1, unorder) for s in out[1:])
+        y, _ = pad_packed_sequence(  # (B, T, H * D), zeros past each length
+            packed_y, batch_first=True, total_length=x.size(1)
+        )
+        return y, tuple(s.index_select(1, unorder) for s in out[1:])  # each (L * D, B, H)
 
     # -- reference: the cells' per-step forward in a loop (or their forward_sequence hook)
     def _forward_reference(
@@ -302,33 +305,34 @@ class RecurrentBackbone(nn.Module):
         mask = None
         rev_index = None
         if lengths is not None:
-            t = torch.arange(steps, device=x.device)
-            lengths = lengths.to(x.device)
+            t = torch.arange(steps, device=x.device)  # (T,)
+            lengths = lengths.to(x.device)  # (B,)
             mask = (t[None, :] < lengths[:, None]).to(x.dtype)  # (B, T)
             if nd == 2:
                 # Reverse each row within its own length; padding stays in place.
-                rev = lengths[:, None] - 1 - t[None, :]
+                rev = lengths[:, None] - 1 - t[None, :]  # (B, T)
                 rev_index = torch.where(rev >= 0, rev, t[None, :])  # (B, T)
         final: list[list[torch.Tensor]] = [[] for _ in range(self.state_size)]
-        inp = x
+        inp = x  # (B, T, I)
         for layer in range(self.num_layers):
             outs = []
             for d in range(nd):
                 k = layer * nd + d
-                s = tuple(s_[k] for s_ in state)
-                seq = inp
+                s = tuple(s_[k] for s_ in state)  # each (B, H)
+                seq = inp  # (B, T, I or H * D)
                 if d == 1:
-                    seq = _reverse(inp, rev_index)
-                y, s = self._run_cell(self.cells[k], seq, s, mask, use_sequence)
+                    seq = _reverse(inp, rev_index)  # (B, T, I or H * D) each row within its length
+                y, s = self._run_cell(self.cells[k], seq, s, mask, use_sequence)  # (B, T, H)
                 if d == 1:
-                    y = _reverse(y, rev_index)
+                    y = _reverse(y, rev_index)  # (B, T, H)
                 outs.append(y)
                 for i, s_i in enumerate(s):
                     final[i].append(s_i)
             inp = outs[0] if nd == 1 else torch.cat(outs, dim=-1)  # (B, T, H * nd)
             if self.dropout > 0 and layer < self.num_layers - 1:
-                inp = F.dropout(inp, self.dropout, self.training)
-        return inp, tuple(torch.stack(f, dim=0) for f in final)
+                inp = F.dropout(inp, self.dropout, self.training)  # (B, T, H * D)
+        final_state = tuple(torch.stack(f, dim=0) for f in final)  # each (L * D, B, H)
+        return inp, final_state
 
     @staticmethod
     def _run_cell(
@@ -345,9 +349,10 @@ class RecurrentBackbone(nn.Module):
             h, new_state = cell(x[:, t], state)  # (B, H)
             if mask is not None:
                 m = mask[:, t, None]  # (B, 1)
+                # Padding steps keep the state: the final state is the one at the length.
                 new_state = tuple(m * n + (1 - m) * o for n, o in zip(new_state, state))
-                h = h * m
-            state = tuple(new_state)
+                h = h * m  # (B, H)
+            state = tuple(new_state)  # each (B, H)
             outs.append(h)
         return torch.stack(outs, dim=1), state  # (B, T, H)
 
@@ -448,6 +453,7 @@ def _torch_params(module: nn.RNNBase, k: int, nd: int) -> Sequence[tuple[str, to
 
 
 def _reverse(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:
+    """Reverses ``x`` ``(B, T, F)`` in time, each row within its length when given an index."""
     if rev_index is None:
-        return x.flip(1)
-    return x.gather(1, rev_index[:, :, None].expand_as(x))
+        return x.flip(1)  # (B, T, F)
+    return x.gather(1, rev_index[:, :, None].expand_as(x))  # (B, T, F)

@@ -83,7 +83,7 @@ class Task(nn.Module):
     def units(self, targets: torch.Tensor, mask: torch.Tensor | None) -> int:
         """Tokens/frames in a batch, for throughput logging."""
         if mask is not None:
-            return int(mask.numel())
+            return int(mask.numel())  # padded steps count: they cost time too
         return int(targets.shape[0] * targets.shape[1]) if targets.dim() > 1 else len(targets)
 
 
@@ -99,10 +99,11 @@ def last_valid(y: torch.Tensor, lengths: torch.Tensor | None, bidirectional: boo
         ``(B, H * D)``.
     """
     batch, steps, feats = y.shape
-    last = (lengths - 1) if lengths is not None else torch.full((batch,), steps - 1)
-    last = last.to(y.device).clamp(min=0)
+    last = (lengths - 1) if lengths is not None else torch.full((batch,), steps - 1)  # (B,)
+    last = last.to(y.device).clamp(min=0)  # (B,)
     fwd = y[torch.arange(batch, device=y.device), last]  # (B, H * D)
     if not bidirectional:
         return fwd
     half = feats // 2
-    return torch.cat([fwd[:, :half], y[:, 0, half:]], dim=-1)
+    # The reverse direction has read the whole sequence by step 0.
+    return torch.cat([fwd[:, :half], y[:, 0, half:]], dim=-1)  # (B, H * D)

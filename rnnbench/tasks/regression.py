@@ -71,11 +71,13 @@ class RegressionTask(Task):
         return pred
 
     def loss(self, out, targets, mask):
-        targets = targets.reshape(out.shape).to(out.dtype)
-        return F.mse_loss(out, targets), out.new_full((), float(out.shape[0]))
+        targets = targets.reshape(out.shape).to(out.dtype)  # (B, out)
+        return F.mse_loss(out, targets), out.new_full((), float(out.shape[0]))  # (), ()
 
     def update_metrics(self, stage, out, targets, mask, extras):
-        self._mae[stage + "_"].update(out.detach(), targets.reshape(out.shape).to(out.dtype))
+        self._mae[stage + "_"].update(  # (B, out), (B, out)
+            out.detach(), targets.reshape(out.shape).to(out.dtype)
+        )
 
     def compute_metrics(self, stage):
         metric = self._mae[stage + "_"]
@@ -130,8 +132,8 @@ class AnomalyTask(RegressionTask):
         super().update_metrics(stage, out, targets, mask, extras)
         if stage in self._scores:
             err = (out.detach() - targets.to(out.dtype)).abs().mean(-1)  # (B,)
-            self._scores[stage].append(err.float().cpu())
-            self._labels[stage].append(extras["labels"].detach().cpu())
+            self._scores[stage].append(err.float().cpu())  # (B,)
+            self._labels[stage].append(extras["labels"].detach().cpu())  # (B,)
 
     def compute_metrics(self, stage):
         metrics = super().compute_metrics(stage)
@@ -139,8 +141,10 @@ class AnomalyTask(RegressionTask):
             return metrics
         from rnnbench.tasks import anomaly
 
-        scores = anomaly.moving_average(torch.cat(self._scores[stage]).numpy(), self.smoothing)
-        labels = torch.cat(self._labels[stage]).numpy().astype(np.int64)
+        scores = anomaly.moving_average(  # (N,) one per window, in data-set order
+            torch.cat(self._scores[stage]).numpy(), self.smoothing
+        )
+        labels = torch.cat(self._labels[stage]).numpy().astype(np.int64)  # (N,)
         if stage == "val" or self.threshold is None:
             if labels.any():
                 self.threshold, _ = anomaly.best_f1_threshold(scores, labels, point_adjusted=True)
