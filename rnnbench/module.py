@@ -56,6 +56,9 @@ class RNNModule(L.LightningModule):
         bidirectional: Refused for causal (next-step) tasks.
         dropout: Dropout between recurrent layers.
         impl: Backbone path (``auto``, ``fused``, ``reference``, ``compiled``).
+        padding: How the fused path runs padded batches: ``mask`` (the default: the padded
+            tensor, outputs past each length zeroed, no packing) or ``pack``
+            (``pack_padded_sequence``, the reference); see ``RecurrentBackbone``.
         cell_kwargs: Extra cell options.
         optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
         lr: Learning rate.
@@ -101,6 +104,7 @@ class RNNModule(L.LightningModule):
         bidirectional: bool = False,
         dropout: float = 0.0,
         impl: str = "auto",
+        padding: str = "mask",
         cell_kwargs: dict[str, Any] | None = None,
         optimizer: str = "sgd",
         lr: float = 1.0,
@@ -150,6 +154,7 @@ class RNNModule(L.LightningModule):
             bidirectional=bidirectional,
             dropout=dropout,
             impl=impl,
+            padding=padding,
             **(cell_kwargs or {}),
         )
         self.task.build(self.backbone.output_size, bidirectional)

@@ -15,6 +15,7 @@ from rnnbench.cells import RNNCell, get_cell
 # Shapes: B rows, T steps, I input features, H units, L layers, D directions (1 or 2).
 State = tuple[torch.Tensor, ...]
 IMPLS = ("auto", "fused", "reference", "compiled")
+PADDINGS = ("mask", "pack")
 
 _TORCH_MODES = {"rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM", "gru": "GRU"}
 _VF_FUNCS = {
@@ -44,6 +45,13 @@ class RecurrentBackbone(nn.Module):
             loop under ``torch.compile``; falls back to reference with one warning where
             compile is unavailable) or ``"auto"`` (fused when the cell has a fused kernel, else
             the cell's ``forward_sequence`` hook when it has one, else reference).
+        padding: How the fused path runs right-padded rows (``lengths`` given): ``"mask"``
+            (the default) runs the padded tensor through the fused kernel, split at the
+            distinct lengths so each row's final state is read where it ends, and zeroes
+            the outputs past each length; a bidirectional stack runs layer by layer, the
+            reverse direction over each row reversed within its length. ``"pack"`` goes
+            through ``pack_padded_sequence`` (the reference; several times slower on CPU).
+            Both compute the same function. Other paths mask per step and ignore it.
         **cell_kwargs: Passed to the cell's constructor.
     """
 
@@ -56,11 +64,14 @@ class RecurrentBackbone(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         impl: str = "auto",
+        padding: str = "mask",
         **cell_kwargs,
     ) -> None:
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         if int(num_layers) < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= float(dropout) < 1.0:
@@ -82,6 +93,7 @@ class RecurrentBackbone(nn.Module):
                 "'compiled' or 'auto'"
             )
         self.impl = impl
+        self.padding = padding
         self.cells = nn.ModuleList(
             self.cell_cls(
                 self.input_size if layer == 0 else self.hidden_size * self.num_directions,
@@ -254,9 +266,9 @@ class RecurrentBackbone(nn.Module):
         self.flatten_parameters()
         return out
 
-    def _flat_weights(self) -> list[torch.Tensor]:
+    def _flat_weights(self, cells: Sequence[RNNCell] | None = None) -> list[torch.Tensor]:
         weights = []
-        for cell in self.cells:
+        for cell in self.cells if cells is None else cells:
             weights += [cell.weight_ih, cell.weight_hh]
             if cell.bias_ih is not None:
                 weights += [cell.bias_ih, cell.bias_hh]
@@ -265,6 +277,17 @@ class RecurrentBackbone(nn.Module):
     def _forward_fused(
         self, x: torch.Tensor, state: State, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, State]:
+        if lengths is not None and self.padding == "mask":
+            # One host sync, as packing has: the split points are Python numbers.
+            ends = sorted(set(lengths.tolist()))
+            if ends[0] < 0 or ends[-1] > x.size(1):
+                raise ValueError(
+                    f"lengths must lie in [0, {x.size(1)}] (the window's steps), got "
+                    f"{ends[0]}..{ends[-1]}"
+                )
+            if ends != [x.size(1)]:
+                return self._forward_fused_masked(x, state, lengths, ends)
+            lengths = None  # every row is full: the plain call is exact
         mode = self.cell_cls.fused_mode
         func = _VF_FUNCS[mode]
         hx = state if mode == "LSTM" else state[0]  # (h, c) or h, each (L * D, B, H)
@@ -291,6 +314,97 @@ class RecurrentBackbone(nn.Module):
             packed_y, batch_first=True, total_length=x.size(1)
         )
         return y, tuple(s.index_select(1, unorder) for s in out[1:])  # each (L * D, B, H)
+
+    def _forward_fused_masked(
+        self, x: torch.Tensor, state: State, lengths: torch.Tensor, ends: list[int]
+    ) -> tuple[torch.Tensor, State]:
+        """Right-padded rows through the fused kernel without packing (``padding="mask"``).
+
+        Unidirectional: the whole stack runs over the padded steps; outputs past a row's
+        length only follow its last real step, so they are zeroed and nothing reads them.
+        Bidirectional: each layer's reverse direction must start at each row's own end and
+        read the previous layer's outputs reversed within that length, so the stack runs
+        layer by layer, one direction at a time.
+        """
+        steps = x.size(1)
+        lengths = lengths.to(x.device)  # (B,)
+        valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        if not self.bidirectional:
+            y, final = self._fused_segments(x, state, list(self.cells), self.num_layers,
+                                            lengths, ends)
+            return _zero_padding(y, valid), final  # (B, T, H), each (L, B, H)
+        t = torch.arange(steps, device=x.device)  # (T,)
+        rev = lengths[:, None] - 1 - t[None, :]  # (B, T)
+        rev_index = torch.where(rev >= 0, rev, t[None, :])  # (B, T) padding stays in place
+        finals: list[list[torch.Tensor]] = [[] for _ in range(self.state_size)]
+        inp = x  # (B, T, I)
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(2):
+                k = layer * 2 + d
+                seq = inp if d == 0 else _reverse(inp, rev_index)  # (B, T, I or 2H)
+                s = tuple(s_[k : k + 1] for s_ in state)  # each (1, B, H)
+                with warnings.catch_warnings():
+                    # cuDNN copies one layer's weights out of the stack's flat buffer
+                    # (small) and would say so once; the copy is the price of per-layer runs.
+                    warnings.filterwarnings("ignore", "RNN module weights are not part")
+                    y, s = self._fused_segments(seq, s, [self.cells[k]], 1, lengths, ends)
+                y = _zero_padding(y, valid)  # (B, T, H)
+                outs.append(y if d == 0 else _reverse(y, rev_index))  # (B, T, H)
+                for i, s_i in enumerate(s):
+                    finals[i].append(s_i)  # (1, B, H)
+            inp = torch.cat(outs, dim=-1)  # (B, T, 2H)
+            if self.dropout > 0 and layer < self.num_layers - 1:
+                inp = F.dropout(inp, self.dropout, self.training)  # (B, T, 2H)
+        return inp, tuple(torch.cat(f, dim=0) for f in finals)  # (B, T, 2H), each (2L, B, H)
+
+    def _fused_segments(
+        self,
+        x: torch.Tensor,
+        state: State,
+        cells: Sequence[RNNCell],
+        num_layers: int,
+        lengths: torch.Tensor,
+        ends: list[int],
+    ) -> tuple[torch.Tensor, State]:
+        """A unidirectional fused run over right-padded rows, each row's final state at its end.
+
+        The kernel returns the state after its last step only, so the window is cut at
+        every distinct length: after the cut at ``e`` the rows of length ``e`` have their
+        final state. As many calls as distinct lengths, together ``max(lengths)`` steps.
+
+        Args:
+            x: ``(B, T, F)`` rows, real steps first.
+            state: Initial state, each ``(num_layers, B, H)``.
+            cells: The ``num_layers`` cells (one direction) whose weights the kernel uses.
+            num_layers: Layers stacked in one kernel call.
+            lengths: ``(B,)`` real steps per row.
+            ends: The distinct values of ``lengths``, ascending.
+
+        Returns:
+            ``(y, state)``: ``(B, T, H)`` outputs (unspecified past each length) and the
+            state of each row at its length (the initial state for length 0).
+        """
+        mode = self.cell_cls.fused_mode
+        func = _VF_FUNCS[mode]
+        has_bias = cells[0].bias_ih is not None
+        dropout = self.dropout if num_layers > 1 else 0.0
+        args = (self._flat_weights(cells), has_bias, num_layers, dropout, self.training)
+        row_end = lengths[None, :, None]  # (1, B, 1)
+        final = state  # each (num_layers, B, H); rows of length 0 keep it
+        outs, t0 = [], 0
+        for end in ends:
+            if end > t0:
+                hx = state if mode == "LSTM" else state[0]  # (h, c) or h, (num_layers, B, H)
+                out = func(x[:, t0:end], hx, *args, False, True)  # (B, end - t0, H), *state
+                outs.append(out[0])
+                state = tuple(out[1:])  # each (num_layers, B, H)
+                t0 = end
+            final = tuple(torch.where(row_end == end, s, f) for s, f in zip(state, final))
+        batch, steps = x.shape[:2]
+        y = torch.cat(outs, dim=1) if outs else x.new_zeros(batch, 0, self.hidden_size)
+        y = F.pad(y, (0, 0, 0, steps - y.size(1)))  # (B, T, H): steps past every length
+        return y, final
 
     # -- reference: the cells' per-step forward in a loop (or their forward_sequence hook)
     def _forward_reference(
@@ -450,6 +564,11 @@ def _torch_params(module: nn.RNNBase, k: int, nd: int) -> Sequence[tuple[str, to
     sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
     return [(n, getattr(module, n + sfx)) for n in names]
+
+
+def _zero_padding(y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Zeroes outputs ``y`` ``(B, T, F)`` where ``valid`` ``(B, T)`` is false (padding)."""
+    return y.masked_fill(~valid[:, :, None], 0.0)  # (B, T, F)
 
 
 def _reverse(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:
