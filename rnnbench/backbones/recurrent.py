@@ -1,4 +1,8 @@
-"""RecurrentBackbone: depth, direction and inter-layer dropout around any registered cell."""
+"""RecurrentBackbone: depth, direction and inter-layer dropout around any registered cell.
+
+Over 500 lines because the paths that must compute one function (fused, packed, reference,
+compiled) read best side by side in one class; padded-row helpers live in ``padded.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnbench.backbones.padded import fused_segments, reverse, reverse_index, zero_padding
 from rnnbench.cells import RNNCell, get_cell
 
 # Shapes: B rows, T steps, I input features, H units, L layers, D directions (1 or 2).
@@ -330,27 +335,24 @@ class RecurrentBackbone(nn.Module):
         lengths = lengths.to(x.device)  # (B,)
         valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]  # (B, T)
         if not self.bidirectional:
-            y, final = self._fused_segments(x, state, list(self.cells), self.num_layers,
-                                            lengths, ends)
-            return _zero_padding(y, valid), final  # (B, T, H), each (L, B, H)
-        t = torch.arange(steps, device=x.device)  # (T,)
-        rev = lengths[:, None] - 1 - t[None, :]  # (B, T)
-        rev_index = torch.where(rev >= 0, rev, t[None, :])  # (B, T) padding stays in place
+            y, final = self._segments(x, state, self.cells, lengths, ends)
+            return zero_padding(y, valid), final  # (B, T, H), each (L, B, H)
+        rev_index = reverse_index(lengths, steps)  # (B, T)
         finals: list[list[torch.Tensor]] = [[] for _ in range(self.state_size)]
         inp = x  # (B, T, I)
         for layer in range(self.num_layers):
             outs = []
             for d in range(2):
                 k = layer * 2 + d
-                seq = inp if d == 0 else _reverse(inp, rev_index)  # (B, T, I or 2H)
+                seq = inp if d == 0 else reverse(inp, rev_index)  # (B, T, I or 2H)
                 s = tuple(s_[k : k + 1] for s_ in state)  # each (1, B, H)
                 with warnings.catch_warnings():
-                    # cuDNN copies one layer's weights out of the stack's flat buffer
-                    # (small) and would say so once; the copy is the price of per-layer runs.
+                    # On CUDA one layer's weights do not start the stack's flat cuDNN
+                    # buffer, so cuDNN may copy them (small) and warn once about it.
                     warnings.filterwarnings("ignore", "RNN module weights are not part")
-                    y, s = self._fused_segments(seq, s, [self.cells[k]], 1, lengths, ends)
-                y = _zero_padding(y, valid)  # (B, T, H)
-                outs.append(y if d == 0 else _reverse(y, rev_index))  # (B, T, H)
+                    y, s = self._segments(seq, s, [self.cells[k]], lengths, ends)
+                y = zero_padding(y, valid)  # (B, T, H)
+                outs.append(y if d == 0 else reverse(y, rev_index))  # (B, T, H)
                 for i, s_i in enumerate(s):
                     finals[i].append(s_i)  # (1, B, H)
             inp = torch.cat(outs, dim=-1)  # (B, T, 2H)
@@ -358,53 +360,22 @@ class RecurrentBackbone(nn.Module):
                 inp = F.dropout(inp, self.dropout, self.training)  # (B, T, 2H)
         return inp, tuple(torch.cat(f, dim=0) for f in finals)  # (B, T, 2H), each (2L, B, H)
 
-    def _fused_segments(
+    def _segments(
         self,
         x: torch.Tensor,
         state: State,
         cells: Sequence[RNNCell],
-        num_layers: int,
         lengths: torch.Tensor,
         ends: list[int],
     ) -> tuple[torch.Tensor, State]:
-        """A unidirectional fused run over right-padded rows, each row's final state at its end.
-
-        The kernel returns the state after its last step only, so the window is cut at
-        every distinct length: after the cut at ``e`` the rows of length ``e`` have their
-        final state. As many calls as distinct lengths, together ``max(lengths)`` steps.
-
-        Args:
-            x: ``(B, T, F)`` rows, real steps first.
-            state: Initial state, each ``(num_layers, B, H)``.
-            cells: The ``num_layers`` cells (one direction) whose weights the kernel uses.
-            num_layers: Layers stacked in one kernel call.
-            lengths: ``(B,)`` real steps per row.
-            ends: The distinct values of ``lengths``, ascending.
-
-        Returns:
-            ``(y, state)``: ``(B, T, H)`` outputs (unspecified past each length) and the
-            state of each row at its length (the initial state for length 0).
-        """
+        """:func:`~rnnbench.backbones.padded.fused_segments` over ``cells`` (one direction)."""
         mode = self.cell_cls.fused_mode
-        func = _VF_FUNCS[mode]
-        has_bias = cells[0].bias_ih is not None
-        dropout = self.dropout if num_layers > 1 else 0.0
-        args = (self._flat_weights(cells), has_bias, num_layers, dropout, self.training)
-        row_end = lengths[None, :, None]  # (1, B, 1)
-        final = state  # each (num_layers, B, H); rows of length 0 keep it
-        outs, t0 = [], 0
-        for end in ends:
-            if end > t0:
-                hx = state if mode == "LSTM" else state[0]  # (h, c) or h, (num_layers, B, H)
-                out = func(x[:, t0:end], hx, *args, False, True)  # (B, end - t0, H), *state
-                outs.append(out[0])
-                state = tuple(out[1:])  # each (num_layers, B, H)
-                t0 = end
-            final = tuple(torch.where(row_end == end, s, f) for s, f in zip(state, final))
-        batch, steps = x.shape[:2]
-        y = torch.cat(outs, dim=1) if outs else x.new_zeros(batch, 0, self.hidden_size)
-        y = F.pad(y, (0, 0, 0, steps - y.size(1)))  # (B, T, H): steps past every length
-        return y, final
+        return fused_segments(
+            _VF_FUNCS[mode], x, state, lengths, ends,
+            weights=self._flat_weights(cells), has_bias=cells[0].bias_ih is not None,
+            num_layers=len(cells), dropout=self.dropout if len(cells) > 1 else 0.0,
+            training=self.training, lstm=mode == "LSTM",
+        )
 
     # -- reference: the cells' per-step forward in a loop (or their forward_sequence hook)
     def _forward_reference(
@@ -423,9 +394,7 @@ class RecurrentBackbone(nn.Module):
             lengths = lengths.to(x.device)  # (B,)
             mask = (t[None, :] < lengths[:, None]).to(x.dtype)  # (B, T)
             if nd == 2:
-                # Reverse each row within its own length; padding stays in place.
-                rev = lengths[:, None] - 1 - t[None, :]  # (B, T)
-                rev_index = torch.where(rev >= 0, rev, t[None, :])  # (B, T)
+                rev_index = reverse_index(lengths, steps)  # (B, T) each row within its length
         final: list[list[torch.Tensor]] = [[] for _ in range(self.state_size)]
         inp = x  # (B, T, I)
         for layer in range(self.num_layers):
@@ -435,10 +404,10 @@ class RecurrentBackbone(nn.Module):
                 s = tuple(s_[k] for s_ in state)  # each (B, H)
                 seq = inp  # (B, T, I or H * D)
                 if d == 1:
-                    seq = _reverse(inp, rev_index)  # (B, T, I or H * D) each row within its length
+                    seq = reverse(inp, rev_index)  # (B, T, I or H * D)
                 y, s = self._run_cell(self.cells[k], seq, s, mask, use_sequence)  # (B, T, H)
                 if d == 1:
-                    y = _reverse(y, rev_index)  # (B, T, H)
+                    y = reverse(y, rev_index)  # (B, T, H)
                 outs.append(y)
                 for i, s_i in enumerate(s):
                     final[i].append(s_i)
@@ -564,15 +533,3 @@ def _torch_params(module: nn.RNNBase, k: int, nd: int) -> Sequence[tuple[str, to
     sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
     return [(n, getattr(module, n + sfx)) for n in names]
-
-
-def _zero_padding(y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Zeroes outputs ``y`` ``(B, T, F)`` where ``valid`` ``(B, T)`` is false (padding)."""
-    return y.masked_fill(~valid[:, :, None], 0.0)  # (B, T, F)
-
-
-def _reverse(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:
-    """Reverses ``x`` ``(B, T, F)`` in time, each row within its length when given an index."""
-    if rev_index is None:
-        return x.flip(1)  # (B, T, F)
-    return x.gather(1, rev_index[:, :, None].expand_as(x))  # (B, T, F)
