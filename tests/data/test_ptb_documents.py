@@ -56,16 +56,14 @@ def test_catalog_marks_the_token_after_each_eos_in_every_split(compact):
 
 
 # ---------------------------------------------------------------- the hand loop
-def _layout(stream: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _layout(stream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rows of the stream, their targets and reset flags, laid out by hand."""
-    length = (len(stream) - 1) // rows
-    x = stream[: rows * length].view(rows, length)  # (B, L)
-    y = stream[1 : rows * length + 1].view(rows, length)  # (B, L)
-    prev = torch.cat([stream[:1] * 0 - 1, stream[: rows * length - 1]]).view(rows, length)
-    return x, y, prev == EOS_ID  # (B, L) zero the state before these steps
-
-
-EOS_ID = -1  # set from the vocabulary in the test
+    eos = load_ptb("word").vocab.stoi[EOS]
+    length = (len(stream) - 1) // B
+    x = stream[: B * length].view(B, length)  # (B, L)
+    y = stream[1 : B * length + 1].view(B, length)  # (B, L)
+    prev = torch.cat([torch.tensor([-1]), stream[: B * length - 1]]).view(B, length)  # (B, L)
+    return x, y, prev == eos  # (B, L) zero the state before these steps
 
 
 class HandLM(nn.Module):
@@ -105,7 +103,7 @@ def _zeros(rows):
 
 
 def _train_losses(model, stream, lr, shift=0):
-    x, y, reset = _layout(stream, B)
+    x, y, reset = _layout(stream)
     params = list(model.parameters())
     opt = torch.optim.SGD(params, lr=lr)
     state, losses = _zeros(B), []
@@ -123,7 +121,7 @@ def _train_losses(model, stream, lr, shift=0):
 
 @torch.no_grad()
 def _eval_loss(model, stream, windows=None, shift=0):
-    x, y, reset = _layout(stream, B)
+    x, y, reset = _layout(stream)
     n = -(-x.size(1) // T) if windows is None else windows
     state, total, count = _zeros(B), 0.0, 0
     for k in range(n):
@@ -161,9 +159,7 @@ def _fit(tmp_path, lr):
 
 
 def test_fit_zeroes_each_rows_state_exactly_at_sentence_boundaries(tmp_path):
-    global EOS_ID
     corpus = load_ptb("word")
-    EOS_ID = corpus.vocab.stoi[EOS]
     train_stream, val_stream, test_stream = (s[:TOKENS] for s in
                                              (corpus.train, corpus.valid, corpus.test))
 
