@@ -123,6 +123,10 @@ def gpu_fit(stream: torch.Tensor, hidden: int, steps: int, warmup: int, graphs: 
     return (timer.t1 - timer.t0) / steps
 
 
+def _pair(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch.inputs, batch.targets
+
+
 def gpu_hand(stream: torch.Tensor, hidden: int, steps: int, warmup: int, graphed: bool) -> float:
     torch.manual_seed(0)
     device = torch.device("cuda")
@@ -131,17 +135,18 @@ def gpu_hand(stream: torch.Tensor, hidden: int, steps: int, warmup: int, graphed
     zeros = torch.zeros(LAYERS, BATCH, hidden, device=device)
     state = (zeros, zeros.clone())
     if graphed:
-        x0, y0 = next(batches)  # the first window is the graph's warm-up and capture
+        first = next(batches)  # the first window is the graph's warm-up and capture
+        x0, y0 = first.inputs, first.targets
         step = handwritten_graphed_train_step(model, x0, y0, state, VOCAB)
     else:
         step = hand_step(model, state)
 
     for _ in range(warmup):
-        step(*next(batches))
+        step(*_pair(next(batches)))
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(steps):
-        step(*next(batches))
+        step(*_pair(next(batches)))
     torch.cuda.synchronize()
     return (time.perf_counter() - t0) / steps
 

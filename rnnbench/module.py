@@ -15,6 +15,7 @@ import torchmetrics
 from torch import nn
 
 from rnnbench.backbones import RecurrentBackbone
+from rnnbench.data.batch import Batch, as_batch
 from rnnbench.graphs import StepGraph, cuda_graphs_available
 from rnnbench.tasks import Task, build_task
 
@@ -55,6 +56,9 @@ class RNNModule(L.LightningModule):
         bidirectional: Refused for causal (next-step) tasks.
         dropout: Dropout between recurrent layers.
         impl: Backbone path (``auto``, ``fused``, ``reference``, ``compiled``).
+        padding: How the fused path runs padded batches: ``mask`` (the default: the padded
+            tensor, outputs past each length zeroed, no packing) or ``pack``
+            (``pack_padded_sequence``, the reference); see ``RecurrentBackbone``.
         cell_kwargs: Extra cell options.
         optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
         lr: Learning rate.
@@ -100,6 +104,7 @@ class RNNModule(L.LightningModule):
         bidirectional: bool = False,
         dropout: float = 0.0,
         impl: str = "auto",
+        padding: str = "mask",
         cell_kwargs: dict[str, Any] | None = None,
         optimizer: str = "sgd",
         lr: float = 1.0,
@@ -149,6 +154,7 @@ class RNNModule(L.LightningModule):
             bidirectional=bidirectional,
             dropout=dropout,
             impl=impl,
+            padding=padding,
             **(cell_kwargs or {}),
         )
         self.task.build(self.backbone.output_size, bidirectional)
@@ -285,15 +291,13 @@ class RNNModule(L.LightningModule):
             return None  # zeros: a new epoch / evaluation pass starts every stream afresh
         return tuple(s.to(self.device) for s in state)
 
-    def _step(self, batch: Any, batch_idx: int, stage: str):
+    def _step(self, batch: Batch, batch_idx: int, stage: str):
+        batch = as_batch(batch)
         inputs, targets, mask, extras = self.task.unpack(batch)
-        reset = None
-        if self.task.streaming and len(batch) > 2:
-            reset = batch[2]
         state = None
         if self.task.streaming:
             state = self._carried_state(stage, batch_idx, inputs.size(0))
-        out, state = self(inputs, state, mask=mask, reset=reset)
+        out, state = self(inputs, state, mask=mask, reset=batch.reset)
         loss, count = self.task.loss(out, targets, mask)
         if self.task.streaming:
             self._states[stage] = detach_state(state)
@@ -305,7 +309,8 @@ class RNNModule(L.LightningModule):
         rt.t0, rt.units = None, 0
         rt.loss_sum, rt.units_sum = None, 0.0  # this epoch's sum of loss * units, and units
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        batch = as_batch(batch)
         if self.hparams.tbptt and not self.task.streaming:
             return self._training_step_chunked(batch, batch_idx)
         graph = self._graph_for(batch)
@@ -358,7 +363,7 @@ class RNNModule(L.LightningModule):
             return f"the optimiser {type(opt).__name__} was not built capturable"
         return None
 
-    def _graph_for(self, batch: Any) -> StepGraph | None:
+    def _graph_for(self, batch: Batch) -> StepGraph | None:
         """The step graph to train this batch with, or ``None`` to run it eagerly."""
         if self._graph_off is None and self._graph is None:
             reason = self._graphs_off_reason()
@@ -373,15 +378,20 @@ class RNNModule(L.LightningModule):
         graph = self._graph
         if graph is None:
             return None
-        if len(batch) > 2:
+        # The captured body reads inputs and targets only: a window with any other field
+        # (reset flags, a padding mask) must take the eager path, which honours them.
+        if batch.reset is not None:
             self._say_once("reset", "windows with document-boundary resets run eagerly")
             return None
-        if self._bptt_lr_scale(batch[0].size(1)) != 1.0:
+        if batch.mask is not None:
+            self._say_once("mask", "windows with a padding mask run eagerly")
+            return None
+        if self._bptt_lr_scale(batch.inputs.size(1)) != 1.0:
             self._say_once("vbptt", "variable-length windows (AWD-LSTM bptt) run eagerly")
             return None
-        if not graph.accepts(batch[:2]):
+        if not graph.accepts((batch.inputs, batch.targets)):
             self._say_once(
-                "shape", f"windows of shape {tuple(batch[0].shape)} differ from the captured "
+                "shape", f"windows of shape {tuple(batch.inputs.shape)} differ from the captured "
                 f"{graph._key[0][0]} and run eagerly (e.g. the short last window of an epoch)",
             )
             return None
@@ -401,8 +411,8 @@ class RNNModule(L.LightningModule):
         return StepGraph(body, params, self.optimizers().optimizer, self.hparams.clip,
                          emulate=self.hparams.cuda_graphs == "emulate")
 
-    def _training_step_graphed(self, graph: StepGraph, batch: Any, batch_idx: int):
-        inputs, targets = batch[0], batch[1]
+    def _training_step_graphed(self, graph: StepGraph, batch: Batch, batch_idx: int):
+        inputs, targets = batch.inputs, batch.targets
         carried = self._carried_state("train", batch_idx, inputs.size(0))
         lopt = self.optimizers()
         # Lightning counts optimiser steps (global_step) around LightningOptimizer.step; the
@@ -426,9 +436,10 @@ class RNNModule(L.LightningModule):
             return True
         return bool(getattr(trainer._logger_connector, "should_update_logs", True))
 
-    def _training_step_chunked(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def _training_step_chunked(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """TBPTT inside long sequences: windows of one padded batch, state carried between."""
         inputs, targets, mask, extras = self.task.unpack(batch)
+        reset = batch.reset
         k = int(self.hparams.tbptt)
         state, total, units, last = None, 0.0, 0.0, None
         lengths = mask.sum(1) if mask is not None else None
@@ -437,8 +448,9 @@ class RNNModule(L.LightningModule):
             if m is not None and not bool(m.any()):
                 break
             seg_len = None if lengths is None else (lengths - t0).clamp(0, k)
+            seg_reset = None if reset is None else reset[:, t0 : t0 + k]  # (B, k)
             y, state = self.backbone(
-                self.task.encode(inputs[:, t0 : t0 + k]), state, lengths=seg_len
+                self.task.encode(inputs[:, t0 : t0 + k]), state, lengths=seg_len, reset=seg_reset
             )
             out = self.task(y, m, seg_len)
             loss, count = self.task.loss(out, targets[:, t0 : t0 + k], m)
@@ -604,7 +616,7 @@ class RNNModule(L.LightningModule):
             sch.step()
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_step(self, batch: Any, batch_idx: int, stage: str) -> None:
+    def _eval_step(self, batch: Batch, batch_idx: int, stage: str) -> None:
         loss, count, out, targets, mask, extras = self._step(batch, batch_idx, stage)
         self._loss_means[stage + "_"].update(loss.detach(), count)
         self.task.update_metrics(stage, out, targets, mask, extras)

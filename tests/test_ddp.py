@@ -25,7 +25,7 @@ def test_two_process_ddp_sees_single_process_rows_split_by_rank(tmp_path):
     proc = _run(tmp_path, 4)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-    single = [x for x, _ in StreamBatches(torch.arange(401) % 50, 4, 10)]
+    single = [b.inputs for b in StreamBatches(torch.arange(401) % 50, 4, 10)]
     assert len(ranks[0]) == len(ranks[1]) == len(single)
     for k, x in enumerate(single):
         assert torch.equal(ranks[0][k], x[:2])

@@ -45,7 +45,7 @@ def test_tbptt_matches_hand_written_loop():
     params = [*emb.parameters(), *lstm.parameters(), *dec.parameters()]
     opt = torch.optim.SGD(params, lr=1.0)
     hidden, losses = None, []
-    for x, y in list(StreamBatches(stream, 4, 10))[:5]:
+    for x, y, *_ in list(StreamBatches(stream, 4, 10))[:5]:
         out, hidden = lstm(emb(x), hidden)
         hidden = tuple(h.detach() for h in hidden)
         loss = F.cross_entropy(dec(out).reshape(-1, VOCAB), y.reshape(-1))

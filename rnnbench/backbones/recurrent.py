@@ -1,4 +1,8 @@
-"""RecurrentBackbone: depth, direction and inter-layer dropout around any registered cell."""
+"""RecurrentBackbone: depth, direction and inter-layer dropout around any registered cell.
+
+Over 500 lines because the paths that must compute one function (fused, packed, reference,
+compiled) read best side by side in one class; padded-row helpers live in ``padded.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnbench.backbones.padded import fused_segments, reverse, reverse_index, zero_padding
 from rnnbench.cells import RNNCell, get_cell
 
+# Shapes: B rows, T steps, I input features, H units, L layers, D directions (1 or 2).
 State = tuple[torch.Tensor, ...]
 IMPLS = ("auto", "fused", "reference", "compiled")
+PADDINGS = ("mask", "pack")
 
 _TORCH_MODES = {"rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM", "gru": "GRU"}
 _VF_FUNCS = {
@@ -43,6 +50,13 @@ class RecurrentBackbone(nn.Module):
             loop under ``torch.compile``; falls back to reference with one warning where
             compile is unavailable) or ``"auto"`` (fused when the cell has a fused kernel, else
             the cell's ``forward_sequence`` hook when it has one, else reference).
+        padding: How the fused path runs right-padded rows (``lengths`` given): ``"mask"``
+            (the default) runs the padded tensor through the fused kernel, split at the
+            distinct lengths so each row's final state is read where it ends, and zeroes
+            the outputs past each length; a bidirectional stack runs layer by layer, the
+            reverse direction over each row reversed within its length. ``"pack"`` goes
+            through ``pack_padded_sequence`` (the reference; several times slower on CPU).
+            Both compute the same function. Other paths mask per step and ignore it.
         **cell_kwargs: Passed to the cell's constructor.
     """
 
@@ -55,11 +69,14 @@ class RecurrentBackbone(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         impl: str = "auto",
+        padding: str = "mask",
         **cell_kwargs,
     ) -> None:
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         if int(num_layers) < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= float(dropout) < 1.0:
@@ -81,6 +98,7 @@ class RecurrentBackbone(nn.Module):
                 "'compiled' or 'auto'"
             )
         self.impl = impl
+        self.padding = padding
         self.cells = nn.ModuleList(
             self.cell_cls(
                 self.input_size if layer == 0 else self.hidden_size * self.num_directions,
@@ -120,7 +138,7 @@ class RecurrentBackbone(nn.Module):
         """Zero state: ``state_size`` tensors of ``(num_layers * num_directions, B, H)``."""
         ref = next(self.parameters())
         return tuple(
-            torch.zeros(
+            torch.zeros(  # (L * D, B, H)
                 self.num_layers * self.num_directions,
                 batch_size,
                 self.hidden_size,
@@ -162,10 +180,10 @@ class RecurrentBackbone(nn.Module):
             raise ValueError(f"expected {self.input_size} input features, got {x.size(-1)}")
         batch = x.size(0)
         if state is None:
-            state = self.init_state(batch, x.device, x.dtype)
+            state = self.init_state(batch, x.device, x.dtype)  # each (L * D, B, H)
         elif isinstance(state, torch.Tensor):
-            state = (state,)
-        state = tuple(state)
+            state = (state,)  # ((L * D, B, H),)
+        state = tuple(state)  # each (L * D, B, H)
         if len(state) != self.state_size:
             raise ValueError(
                 f"cell {self.cell_name!r} carries {self.state_size} state tensor(s), "
@@ -198,18 +216,18 @@ class RecurrentBackbone(nn.Module):
             raise ValueError(f"reset mask must be (B, T) = {tuple(x.shape[:2])}")
         # Split the window at every column where some row starts a new document; zero those
         # rows' state there. One host sync per window: only used where boundaries are marked.
-        cols = torch.nonzero(reset.any(dim=0)).flatten().tolist()
+        cols = torch.nonzero(reset.any(dim=0)).flatten().tolist()  # columns with a reset
         bounds = sorted(set([0, *cols, x.size(1)]))
         outs = []
         for t0, t1 in zip(bounds[:-1], bounds[1:]):
             keep = (~reset[:, t0]).to(x.dtype)[None, :, None]  # (1, B, 1)
-            state = tuple(s * keep for s in state)
+            state = tuple(s * keep for s in state)  # each (L * D, B, H)
             seg_len = None
             if lengths is not None:
-                seg_len = (lengths - t0).clamp(0, t1 - t0)
-            y, state = self._forward(x[:, t0:t1], state, seg_len)
+                seg_len = (lengths - t0).clamp(0, t1 - t0)  # (B,)
+            y, state = self._forward(x[:, t0:t1], state, seg_len)  # (B, t1 - t0, H * D)
             outs.append(y)
-        return torch.cat(outs, dim=1), state
+        return torch.cat(outs, dim=1), state  # (B, T, H * D)
 
     # -- fused: torch.nn's kernels (cuDNN on GPU) over the cells' own parameters
     def flatten_parameters(self) -> None:
@@ -253,9 +271,9 @@ class RecurrentBackbone(nn.Module):
         self.flatten_parameters()
         return out
 
-    def _flat_weights(self) -> list[torch.Tensor]:
+    def _flat_weights(self, cells: Sequence[RNNCell] | None = None) -> list[torch.Tensor]:
         weights = []
-        for cell in self.cells:
+        for cell in self.cells if cells is None else cells:
             weights += [cell.weight_ih, cell.weight_hh]
             if cell.bias_ih is not None:
                 weights += [cell.bias_ih, cell.bias_hh]
@@ -264,21 +282,32 @@ class RecurrentBackbone(nn.Module):
     def _forward_fused(
         self, x: torch.Tensor, state: State, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, State]:
+        if lengths is not None and self.padding == "mask":
+            # One host sync, as packing has: the split points are Python numbers.
+            ends = sorted(set(lengths.tolist()))
+            if ends[0] < 0 or ends[-1] > x.size(1):
+                raise ValueError(
+                    f"lengths must lie in [0, {x.size(1)}] (the window's steps), got "
+                    f"{ends[0]}..{ends[-1]}"
+                )
+            if ends != [x.size(1)]:
+                return self._forward_fused_masked(x, state, lengths, ends)
+            lengths = None  # every row is full: the plain call is exact
         mode = self.cell_cls.fused_mode
         func = _VF_FUNCS[mode]
-        hx = state if mode == "LSTM" else state[0]
+        hx = state if mode == "LSTM" else state[0]  # (h, c) or h, each (L * D, B, H)
         has_bias = self.cells[0].bias_ih is not None
         args = (self._flat_weights(), has_bias, self.num_layers, self.dropout, self.training)
         if lengths is None:
             out = func(x, hx, *args, self.bidirectional, True)
-            y, new_state = out[0], tuple(out[1:])
+            y, new_state = out[0], tuple(out[1:])  # (B, T, H * D), each (L * D, B, H)
             return y, new_state
-        packed = pack_padded_sequence(
+        packed = pack_padded_sequence(  # data (sum of lengths, I), rows sorted by length
             x, lengths.detach().cpu(), batch_first=True, enforce_sorted=False
         )
-        order, unorder = packed.sorted_indices, packed.unsorted_indices
-        hx = tuple(s.index_select(1, order) for s in state)
-        out = func(
+        order, unorder = packed.sorted_indices, packed.unsorted_indices  # (B,), (B,)
+        hx = tuple(s.index_select(1, order) for s in state)  # each (L * D, B, H), longest first
+        out = func(  # (packed y (sum of lengths, H * D), *state)
             packed.data,
             packed.batch_sizes,
             hx if mode == "LSTM" else hx[0],
@@ -286,8 +315,67 @@ class RecurrentBackbone(nn.Module):
             self.bidirectional,
         )
         packed_y = torch.nn.utils.rnn.PackedSequence(out[0], packed.batch_sizes, order, unorder)
-        y, _ = pad_packed_sequence(packed_y, batch_first=True, total_length=x.size(1))
-        return y, tuple(s.index_select(1, unorder) for s in out[1:])
+        y, _ = pad_packed_sequence(  # (B, T, H * D), zeros past each length
+            packed_y, batch_first=True, total_length=x.size(1)
+        )
+        return y, tuple(s.index_select(1, unorder) for s in out[1:])  # each (L * D, B, H)
+
+    def _forward_fused_masked(
+        self, x: torch.Tensor, state: State, lengths: torch.Tensor, ends: list[int]
+    ) -> tuple[torch.Tensor, State]:
+        """Right-padded rows through the fused kernel without packing (``padding="mask"``).
+
+        Unidirectional: the whole stack runs over the padded steps; outputs past a row's
+        length only follow its last real step, so they are zeroed and nothing reads them.
+        Bidirectional: each layer's reverse direction must start at each row's own end and
+        read the previous layer's outputs reversed within that length, so the stack runs
+        layer by layer, one direction at a time.
+        """
+        steps = x.size(1)
+        lengths = lengths.to(x.device)  # (B,)
+        valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        if not self.bidirectional:
+            y, final = self._segments(x, state, self.cells, lengths, ends)
+            return zero_padding(y, valid), final  # (B, T, H), each (L, B, H)
+        rev_index = reverse_index(lengths, steps)  # (B, T)
+        finals: list[list[torch.Tensor]] = [[] for _ in range(self.state_size)]
+        inp = x  # (B, T, I)
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(2):
+                k = layer * 2 + d
+                seq = inp if d == 0 else reverse(inp, rev_index)  # (B, T, I or 2H)
+                s = tuple(s_[k : k + 1] for s_ in state)  # each (1, B, H)
+                with warnings.catch_warnings():
+                    # On CUDA one layer's weights do not start the stack's flat cuDNN
+                    # buffer, so cuDNN may copy them (small) and warn once about it.
+                    warnings.filterwarnings("ignore", "RNN module weights are not part")
+                    y, s = self._segments(seq, s, [self.cells[k]], lengths, ends)
+                y = zero_padding(y, valid)  # (B, T, H)
+                outs.append(y if d == 0 else reverse(y, rev_index))  # (B, T, H)
+                for i, s_i in enumerate(s):
+                    finals[i].append(s_i)  # (1, B, H)
+            inp = torch.cat(outs, dim=-1)  # (B, T, 2H)
+            if self.dropout > 0 and layer < self.num_layers - 1:
+                inp = F.dropout(inp, self.dropout, self.training)  # (B, T, 2H)
+        return inp, tuple(torch.cat(f, dim=0) for f in finals)  # (B, T, 2H), each (2L, B, H)
+
+    def _segments(
+        self,
+        x: torch.Tensor,
+        state: State,
+        cells: Sequence[RNNCell],
+        lengths: torch.Tensor,
+        ends: list[int],
+    ) -> tuple[torch.Tensor, State]:
+        """:func:`~rnnbench.backbones.padded.fused_segments` over ``cells`` (one direction)."""
+        mode = self.cell_cls.fused_mode
+        return fused_segments(
+            _VF_FUNCS[mode], x, state, lengths, ends,
+            weights=self._flat_weights(cells), has_bias=cells[0].bias_ih is not None,
+            num_layers=len(cells), dropout=self.dropout if len(cells) > 1 else 0.0,
+            training=self.training, lstm=mode == "LSTM",
+        )
 
     # -- reference: the cells' per-step forward in a loop (or their forward_sequence hook)
     def _forward_reference(
@@ -302,33 +390,32 @@ class RecurrentBackbone(nn.Module):
         mask = None
         rev_index = None
         if lengths is not None:
-            t = torch.arange(steps, device=x.device)
-            lengths = lengths.to(x.device)
+            t = torch.arange(steps, device=x.device)  # (T,)
+            lengths = lengths.to(x.device)  # (B,)
             mask = (t[None, :] < lengths[:, None]).to(x.dtype)  # (B, T)
             if nd == 2:
-                # Reverse each row within its own length; padding stays in place.
-                rev = lengths[:, None] - 1 - t[None, :]
-                rev_index = torch.where(rev >= 0, rev, t[None, :])  # (B, T)
+                rev_index = reverse_index(lengths, steps)  # (B, T) each row within its length
         final: list[list[torch.Tensor]] = [[] for _ in range(self.state_size)]
-        inp = x
+        inp = x  # (B, T, I)
         for layer in range(self.num_layers):
             outs = []
             for d in range(nd):
                 k = layer * nd + d
-                s = tuple(s_[k] for s_ in state)
-                seq = inp
+                s = tuple(s_[k] for s_ in state)  # each (B, H)
+                seq = inp  # (B, T, I or H * D)
                 if d == 1:
-                    seq = _reverse(inp, rev_index)
-                y, s = self._run_cell(self.cells[k], seq, s, mask, use_sequence)
+                    seq = reverse(inp, rev_index)  # (B, T, I or H * D)
+                y, s = self._run_cell(self.cells[k], seq, s, mask, use_sequence)  # (B, T, H)
                 if d == 1:
-                    y = _reverse(y, rev_index)
+                    y = reverse(y, rev_index)  # (B, T, H)
                 outs.append(y)
                 for i, s_i in enumerate(s):
                     final[i].append(s_i)
             inp = outs[0] if nd == 1 else torch.cat(outs, dim=-1)  # (B, T, H * nd)
             if self.dropout > 0 and layer < self.num_layers - 1:
-                inp = F.dropout(inp, self.dropout, self.training)
-        return inp, tuple(torch.stack(f, dim=0) for f in final)
+                inp = F.dropout(inp, self.dropout, self.training)  # (B, T, H * D)
+        final_state = tuple(torch.stack(f, dim=0) for f in final)  # each (L * D, B, H)
+        return inp, final_state
 
     @staticmethod
     def _run_cell(
@@ -345,9 +432,10 @@ class RecurrentBackbone(nn.Module):
             h, new_state = cell(x[:, t], state)  # (B, H)
             if mask is not None:
                 m = mask[:, t, None]  # (B, 1)
+                # Padding steps keep the state: the final state is the one at the length.
                 new_state = tuple(m * n + (1 - m) * o for n, o in zip(new_state, state))
-                h = h * m
-            state = tuple(new_state)
+                h = h * m  # (B, H)
+            state = tuple(new_state)  # each (B, H)
             outs.append(h)
         return torch.stack(outs, dim=1), state  # (B, T, H)
 
@@ -445,9 +533,3 @@ def _torch_params(module: nn.RNNBase, k: int, nd: int) -> Sequence[tuple[str, to
     sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
     return [(n, getattr(module, n + sfx)) for n in names]
-
-
-def _reverse(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:
-    if rev_index is None:
-        return x.flip(1)
-    return x.gather(1, rev_index[:, :, None].expand_as(x))

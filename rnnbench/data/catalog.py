@@ -72,16 +72,28 @@ def _ptb(
     root: str | None = None,
     limit_tokens: int | None = None,
     compact_vocab: bool = False,
+    reset_at: str | None = None,
     **stream_options: Any,
 ) -> DataBundle:
-    from rnnbench.data.datasets.ptb import load_ptb
+    from rnnbench.data.datasets.ptb import EOS, load_ptb, sentence_starts
     from rnnbench.data.tbptt import TBPTTDataModule
 
+    if reset_at not in (None, "eos"):
+        raise ValueError(
+            f"data.reset_at must be 'eos' (every sentence is a document: the state is zeroed "
+            f"right after each <eos>) or null, got {reset_at!r}"
+        )
     corpus = load_ptb(level=level, root=root)
     splits = [corpus.train, corpus.valid, corpus.test]
     vocab_size = len(corpus.vocab)
     if limit_tokens:
         splits = [s[: int(limit_tokens)] for s in splits]
+    if reset_at == "eos":
+        # Marked on the original ids, before compact_vocab renumbers them.
+        eos = corpus.vocab.stoi[EOS]
+        stream_options["boundaries"] = {
+            stage: sentence_starts(s, eos) for stage, s in zip(("train", "val", "test"), splits)
+        }
     if compact_vocab:
         # Only the words of the (limited) training split, renumbered 0..K-1, as "Deep
         # Learning from Scratch 2" builds its chapter-5 vocabulary from its first 1,000
@@ -113,7 +125,8 @@ def _ptb(
     )
     return DataBundle(
         dm, "lm", {"vocab_size": vocab_size, "level": level},
-        f"Penn Treebank ({level} level)",
+        f"Penn Treebank ({level} level)" + (", one document per sentence" if reset_at == "eos"
+                                            else ""),
     )
 
 

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, default_collate
 
+from rnnbench.data.batch import Batch
+
 __all__ = ["SequenceDataModule", "next_step_pairs", "pad_collate"]
 
 TargetKind = Literal["auto", "step", "sequence"]
@@ -36,39 +38,60 @@ def next_step_pairs(pieces: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
     return pairs
 
 
-def _as_item(item: Any, index: int) -> tuple[Tensor, ...]:
-    if not isinstance(item, (tuple, list)) or len(item) < 2:
+def _as_item(item: Any, index: int) -> Batch:
+    if isinstance(item, Batch):
+        fields = item
+    elif isinstance(item, (tuple, list)) and len(item) == 2:
+        fields = Batch(*item)
+    else:
+        what = f"a {len(item)}-tuple" if isinstance(item, (tuple, list)) else type(item).__name__
         raise TypeError(
-            f"sequence {index} of the batch is a {type(item).__name__}; items must be (x, y) "
-            "pairs (or (x, y, extra, ...) tuples)"
+            f"sequence {index} of the batch is {what}; items must be (x, y) pairs or "
+            "rnnbench.data.Batch items with named extra fields (labels=..., reset=...)"
         )
-    x = torch.as_tensor(item[0])
+    x = torch.as_tensor(fields.inputs)
     if x.ndim == 0:
         raise ValueError(f"sequence {index}: x is a scalar; expected (L,) or (L, D)")
-    return (x, *(torch.as_tensor(v) for v in item[1:]))
+    return fields._replace(
+        inputs=x,
+        **{k: torch.as_tensor(v) for k, v in fields._asdict().items()
+           if k != "inputs" and v is not None},
+    )
 
 
-def pad_collate(batch: Sequence[Any], target: TargetKind = "auto") -> tuple[Tensor, ...]:
-    """Pad a list of ``(x, y, *extra)`` items into a batch.
+def _pad_steps(seqs: Sequence[Tensor], steps: int) -> Tensor:
+    """Right-pads per-step tensors ``(L_i, ...)`` with zeros (False) to ``(B, steps, ...)``."""
+    out = seqs[0].new_zeros((len(seqs), steps, *seqs[0].shape[1:]))  # (B, T, ...)
+    for i, v in enumerate(seqs):
+        out[i, : v.shape[0]] = v
+    return out
+
+
+def pad_collate(batch: Sequence[Any], target: TargetKind = "auto") -> Batch:
+    """Pad a list of items into a :class:`~rnnbench.data.Batch`.
 
     Args:
-        batch: Items; ``x`` is ``(L_i, D)`` float or ``(L_i,)`` long, ``y`` either a per-step
-            target with leading length ``L_i`` or a per-sequence target (scalar or vector);
-            extra fields (e.g. HAIWindows' labels) are stacked with ``default_collate``.
+        batch: Items, ``(x, y)`` pairs or :class:`~rnnbench.data.Batch` items without the
+            batch dimension. ``x`` is ``(L_i, D)`` float or ``(L_i,)`` long, ``y`` either a
+            per-step target with leading length ``L_i`` or a per-sequence target (scalar or
+            vector). A ``Batch`` item may carry ``labels`` (stacked with
+            ``default_collate``), ``reset`` ``(L_i,)`` (padded with False) and ``mask``
+            ``(L_i,)`` (steps to ignore inside the sequence; combined with the padding).
         target: ``"step"``, ``"sequence"``, or ``"auto"``: per-step when every ``y`` has at
             least one dimension and the same leading length as its ``x``. Pass it
             explicitly when a per-sequence vector can match the length by chance (e.g.
             windows of ``W`` steps and ``D == W`` features).
 
     Returns:
-        ``(inputs (B, T, ...), targets (B, T, ...) or (B, ...), mask (B, T) bool, *extra)``
-        with ``T`` the longest ``L_i``; padding is 0 and ``mask`` is True on real steps.
+        ``Batch(inputs (B, T, ...), targets (B, T, ...) or (B, ...), mask (B, T) bool,
+        reset (B, T) or None, labels (B, ...) or None)`` with ``T`` the longest ``L_i``;
+        padding is 0 and ``mask`` is True on real steps.
     """
     if len(batch) == 0:
         raise ValueError("cannot collate an empty batch")
     items = [_as_item(item, i) for i, item in enumerate(batch)]
-    xs = [it[0] for it in items]
-    ys = [it[1] for it in items]
+    xs = [it.inputs for it in items]
+    ys = [it.targets for it in items]
     ref = xs[0]
     for i, x in enumerate(xs):
         if x.shape[1:] != ref.shape[1:] or x.dtype != ref.dtype:
@@ -77,15 +100,14 @@ def pad_collate(batch: Sequence[Any], target: TargetKind = "auto") -> tuple[Tens
                 f"{tuple(ref.shape)} ({ref.dtype}): all inputs need the same rank, feature "
                 "size and dtype (only the length may differ)"
             )
-    if len({len(it) for it in items}) != 1:
-        raise ValueError("all items of a batch must have the same number of fields")
+    for name in ("mask", "reset", "labels"):
+        given = [getattr(it, name) is not None for it in items]
+        if any(given) and not all(given):
+            raise ValueError(f"some items of the batch carry {name} and others do not")
     lengths = torch.tensor([x.shape[0] for x in xs])  # (B,)
-    B, T = len(xs), int(lengths.max())
+    T = int(lengths.max())
     mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
-
-    inputs = ref.new_zeros((B, T, *ref.shape[1:]))  # (B, T, ...)
-    for i, x in enumerate(xs):
-        inputs[i, : x.shape[0]] = x
+    inputs = _pad_steps(xs, T)  # (B, T, ...)
 
     if target == "auto":
         per_step = all(
@@ -103,9 +125,7 @@ def pad_collate(batch: Sequence[Any], target: TargetKind = "auto") -> tuple[Tens
                     f"its input of length {x.shape[0]} (or the other targets' trailing shape "
                     f"{tuple(ys[0].shape[1:])})"
                 )
-        targets = ys[0].new_zeros((B, T, *ys[0].shape[1:]))  # (B, T, ...)
-        for i, y in enumerate(ys):
-            targets[i, : y.shape[0]] = y
+        targets = _pad_steps(ys, T)  # (B, T, ...)
     else:
         shapes = {tuple(y.shape) for y in ys}
         if len(shapes) != 1:
@@ -114,8 +134,24 @@ def pad_collate(batch: Sequence[Any], target: TargetKind = "auto") -> tuple[Tens
                 "are per-step targets, pass target='step'"
             )
         targets = torch.stack(ys)  # (B, ...)
-    extras = [default_collate([it[k] for it in items]) for k in range(2, len(items[0]))]
-    return (inputs, targets, mask, *extras)
+    steps = {}
+    for name in ("mask", "reset"):
+        if getattr(items[0], name) is None:
+            continue
+        seqs = [getattr(it, name).to(torch.bool) for it in items]
+        for i, (x, v) in enumerate(zip(xs, seqs, strict=True)):
+            if v.shape != x.shape[:1]:
+                raise ValueError(
+                    f"sequence {i}: {name} of shape {tuple(v.shape)} must be ({x.shape[0]},), "
+                    "one flag per step"
+                )
+        steps[name] = _pad_steps(seqs, T)  # (B, T)
+    if "mask" in steps:
+        mask = mask & steps["mask"]  # (B, T)
+    labels = None
+    if items[0].labels is not None:
+        labels = default_collate([it.labels for it in items])  # (B, ...)
+    return Batch(inputs, targets, mask=mask, reset=steps.get("reset"), labels=labels)
 
 
 class _BucketBatchSampler(Sampler[list[int]]):
@@ -158,13 +194,13 @@ class SequenceDataModule(L.LightningDataModule):
 
     Unlike the TBPTT stream module, every item is a sequence of its own, so batches are
     padded to their longest member and come with a mask. Batches are
-    ``(inputs (B, T, ...), targets (B, T, ...) or (B, ...), mask (B, T) bool, *extra)``;
-    see :func:`pad_collate`.
+    :class:`~rnnbench.data.Batch` ``(inputs (B, T, ...), targets (B, T, ...) or (B, ...),
+    mask (B, T) bool, reset, labels)``; see :func:`pad_collate`.
 
     Args:
         train: Indexable of ``(x, y)`` items (``x`` ``(L_i, D)`` float or ``(L_i,)`` long;
-            ``y`` per-step with leading length ``L_i`` or per-sequence); items may carry
-            extra fields after ``y``.
+            ``y`` per-step with leading length ``L_i`` or per-sequence), or
+            :class:`~rnnbench.data.Batch` items that name extra fields (``labels``).
         val: Validation items, or ``None``.
         test: Test items, or ``None``.
         batch_size: Training batch size.
@@ -234,7 +270,7 @@ class SequenceDataModule(L.LightningDataModule):
     def test(self) -> Sequence[Any] | None:
         return self.datasets["test"]
 
-    def _collate(self, batch: Sequence[Any]) -> tuple[Tensor, ...]:
+    def _collate(self, batch: Sequence[Any]) -> Batch:
         return pad_collate(batch, self.target)
 
     def _loader(self, stage: str) -> DataLoader:
@@ -253,7 +289,7 @@ class SequenceDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
         if self.sort_by_length:
-            lengths = [len(_as_item(data[i], i)[0]) for i in range(len(data))]
+            lengths = [len(_as_item(data[i], i).inputs) for i in range(len(data))]
             sampler = _BucketBatchSampler(lengths, batch_size, shuffle, generator)
             return DataLoader(data, batch_sampler=sampler, **common)
         return DataLoader(

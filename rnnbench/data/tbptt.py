@@ -9,7 +9,8 @@ from typing import Any
 import lightning as L
 import torch
 
-Batch = tuple[torch.Tensor, ...]
+from rnnbench.data.batch import Batch
+
 MAX_DEVICE_STREAM_BYTES = 2 * 1024**3
 
 
@@ -25,8 +26,8 @@ class StreamBatches:
     ``[k * bptt, (k + 1) * bptt)`` of every row (after the epoch's shift, if any); targets
     are the inputs one step later. Never shuffled.
 
-    Iterating yields ``(inputs, targets)`` or, when document boundaries are given,
-    ``(inputs, targets, reset)`` with ``reset (B, T)`` true where a new document starts.
+    Iterating yields :class:`~rnnbench.data.Batch` ``(inputs, targets)`` and, when document
+    boundaries are given, ``reset (B, T)`` true where a new document starts.
 
     The object is stateful in Lightning's sense (``state_dict`` / ``load_state_dict``): after
     a checkpoint is restored mid-epoch, the next iteration resumes at the first window the
@@ -134,10 +135,8 @@ class StreamBatches:
             skip = self.progress_fn()
         self._skip_next = 0
         for start, stop in windows[skip:]:
-            batch = (self.inputs[:, start:stop], self.targets[:, start:stop])
-            if self.resets is not None:
-                batch = (*batch, self.resets[:, start:stop])
-            yield batch
+            reset = None if self.resets is None else self.resets[:, start:stop]  # (B, T)
+            yield Batch(self.inputs[:, start:stop], self.targets[:, start:stop], reset=reset)
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "stage": self.name}

@@ -16,7 +16,7 @@ __all__ = [
 
 
 def _scores(scores: np.ndarray, name: str = "scores") -> np.ndarray:
-    s = np.asarray(scores, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)  # (N,)
     if s.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one value per time step), got shape {s.shape}")
     nan = np.flatnonzero(np.isnan(s))
@@ -29,7 +29,7 @@ def _scores(scores: np.ndarray, name: str = "scores") -> np.ndarray:
 
 
 def _binary(values: np.ndarray, name: str) -> np.ndarray:
-    v = np.asarray(values)
+    v = np.asarray(values)  # (N,)
     if v.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {v.shape}")
     off = np.flatnonzero((v != 0) & (v != 1))
@@ -39,7 +39,7 @@ def _binary(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def _pair(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p, y = _binary(pred, "pred"), _binary(label, "label")
+    p, y = _binary(pred, "pred"), _binary(label, "label")  # (N,) bool each
     if p.shape != y.shape:
         raise ValueError(f"pred and label differ in length: {len(p)} vs {len(y)}")
     return p, y
@@ -68,9 +68,9 @@ def attack_ranges(label: np.ndarray) -> np.ndarray:
     Returns:
         ``(R, 2)`` int64 array of ``[start, end)`` pairs, in order.
     """
-    y = _binary(label, "label").astype(np.int8)
+    y = _binary(label, "label").astype(np.int8)  # (N,)
     edges = np.diff(np.concatenate([[0], y, [0]]))  # (N + 1,): +1 at a start, -1 after an end
-    return np.column_stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)])
+    return np.column_stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)])  # (R, 2)
 
 
 def moving_average(scores: np.ndarray, k: int) -> np.ndarray:
@@ -88,14 +88,14 @@ def moving_average(scores: np.ndarray, k: int) -> np.ndarray:
     Returns:
         ``(N,)`` float64 smoothed scores.
     """
-    s = _scores(scores)
+    s = _scores(scores)  # (N,)
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     k = int(k)
     csum = np.concatenate([[0.0], np.cumsum(s)])  # (N + 1,)
     end = np.arange(1, len(s) + 1)  # (N,)
     start = np.maximum(end - k, 0)  # (N,)
-    return (csum[end] - csum[start]) / (end - start)
+    return (csum[end] - csum[start]) / (end - start)  # (N,)
 
 
 def threshold_predict(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -108,7 +108,7 @@ def threshold_predict(scores: np.ndarray, threshold: float) -> np.ndarray:
     Returns:
         ``(N,)`` int64 0/1 predictions.
     """
-    return (_scores(scores) > threshold).astype(np.int64)
+    return (_scores(scores) > threshold).astype(np.int64)  # (N,)
 
 
 def precision_recall_f1(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
@@ -122,7 +122,7 @@ def precision_recall_f1(pred: np.ndarray, label: np.ndarray) -> dict[str, float]
         ``{"precision", "recall", "f1", "tp", "fp", "fn"}``; a ratio with a zero
         denominator is 0.
     """
-    p, y = _pair(pred, label)
+    p, y = _pair(pred, label)  # (N,) bool each
     tp = int(np.count_nonzero(p & y))
     return _prf(tp, int(np.count_nonzero(p & ~y)), int(np.count_nonzero(~p & y)))
 
@@ -141,8 +141,8 @@ def point_adjust(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
     Returns:
         ``(N,)`` int64 adjusted predictions.
     """
-    p, y = _pair(pred, label)
-    adjusted = p.astype(np.int64)
+    p, y = _pair(pred, label)  # (N,) bool each
+    adjusted = p.astype(np.int64)  # (N,)
     for start, end in attack_ranges(y):
         if p[start:end].any():
             adjusted[start:end] = 1
@@ -165,8 +165,8 @@ def range_metrics(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
         ``"range_recall"`` (fraction of attack ranges with at least one flagged step; 0
         when there are none), ``"n_ranges"``, ``"n_detected"``.
     """
-    p, y = _pair(pred, label)
-    ranges = attack_ranges(y)
+    p, y = _pair(pred, label)  # (N,) bool each
+    ranges = attack_ranges(y)  # (R, 2)
     detected = sum(bool(p[a:b].any()) for a, b in ranges)
     metrics = precision_recall_f1(point_adjust(p, y), y)
     metrics["range_recall"] = detected / len(ranges) if len(ranges) else 0.0
@@ -196,8 +196,8 @@ def best_f1_threshold(
         ``(threshold, metrics)``, ``metrics`` being what the chosen scoring function returns
         for ``threshold_predict(scores, threshold)``.
     """
-    s = _scores(scores)
-    y = _binary(label, "label")
+    s = _scores(scores)  # (N,)
+    y = _binary(label, "label")  # (N,) bool
     if s.shape != y.shape:
         raise ValueError(f"scores and label differ in length: {len(s)} vs {len(y)}")
     n_pos = int(y.sum())
@@ -207,20 +207,22 @@ def best_f1_threshold(
     # Threshold values[j] flags values[j + 1:]; the top value would flag nothing.
     thresholds = np.concatenate([[np.nextafter(values[0], -np.inf)], values[:-1]])  # (U,)
 
-    neg = np.sort(s[~y])
+    neg = np.sort(s[~y])  # (N - n_pos,)
     fp = len(neg) - np.searchsorted(neg, thresholds, side="right")  # (U,)
     if point_adjusted:
-        ranges = attack_ranges(y)
+        ranges = attack_ranges(y)  # (R, 2)
         peak = np.array([s[a:b].max() for a, b in ranges])  # (R,) a range is hit iff peak > thr
-        order = np.argsort(peak)
-        covered = np.concatenate([[0], np.cumsum((ranges[:, 1] - ranges[:, 0])[order])])
+        order = np.argsort(peak)  # (R,)
+        # covered[j]: attack steps in the j lowest-peaked ranges, which a threshold misses.
+        widths = (ranges[:, 1] - ranges[:, 0])[order]  # (R,)
+        covered = np.concatenate([[0], np.cumsum(widths)])  # (R + 1,)
         tp = n_pos - covered[np.searchsorted(peak[order], thresholds, side="right")]  # (U,)
     else:
-        pos = np.sort(s[y])
+        pos = np.sort(s[y])  # (n_pos,)
         tp = len(pos) - np.searchsorted(pos, thresholds, side="right")  # (U,)
-    precision = np.divide(tp, tp + fp, out=np.zeros(len(tp)), where=(tp + fp) > 0)
-    recall = tp / n_pos
-    f1 = np.divide(
+    precision = np.divide(tp, tp + fp, out=np.zeros(len(tp)), where=(tp + fp) > 0)  # (U,)
+    recall = tp / n_pos  # (U,)
+    f1 = np.divide(  # (U,)
         2 * precision * recall,
         precision + recall,
         out=np.zeros(len(tp)),
@@ -228,6 +230,6 @@ def best_f1_threshold(
     )
     best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # last maximum = highest threshold
     threshold = float(thresholds[best])
-    pred = threshold_predict(s, threshold)
+    pred = threshold_predict(s, threshold)  # (N,)
     metrics = range_metrics(pred, y) if point_adjusted else precision_recall_f1(pred, y)
     return threshold, metrics

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # annotations only: tasks read batches, they do not build them
+    from rnnbench.data.batch import Batch
 
 
 class Task(nn.Module):
@@ -42,11 +45,9 @@ class Task(nn.Module):
         """Features per step the backbone receives from :meth:`encode`."""
         raise NotImplementedError
 
-    def unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
-        """Splits a batch into ``(inputs, targets, mask or None, extras)``."""
-        inputs, targets, *rest = batch
-        mask = rest[0] if rest else None
-        return inputs, targets, mask, {}
+    def unpack(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
+        """Reads ``(inputs, targets, mask or None, extras)`` from a batch's named fields."""
+        return batch.inputs, batch.targets, batch.mask, {}
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """Batch inputs -> backbone inputs ``(B, T, input_size)``."""
@@ -82,7 +83,7 @@ class Task(nn.Module):
     def units(self, targets: torch.Tensor, mask: torch.Tensor | None) -> int:
         """Tokens/frames in a batch, for throughput logging."""
         if mask is not None:
-            return int(mask.numel())
+            return int(mask.numel())  # padded steps count: they cost time too
         return int(targets.shape[0] * targets.shape[1]) if targets.dim() > 1 else len(targets)
 
 
@@ -98,10 +99,11 @@ def last_valid(y: torch.Tensor, lengths: torch.Tensor | None, bidirectional: boo
         ``(B, H * D)``.
     """
     batch, steps, feats = y.shape
-    last = (lengths - 1) if lengths is not None else torch.full((batch,), steps - 1)
-    last = last.to(y.device).clamp(min=0)
+    last = (lengths - 1) if lengths is not None else torch.full((batch,), steps - 1)  # (B,)
+    last = last.to(y.device).clamp(min=0)  # (B,)
     fwd = y[torch.arange(batch, device=y.device), last]  # (B, H * D)
     if not bidirectional:
         return fwd
     half = feats // 2
-    return torch.cat([fwd[:, :half], y[:, 0, half:]], dim=-1)
+    # The reverse direction has read the whole sequence by step 0.
+    return torch.cat([fwd[:, :half], y[:, 0, half:]], dim=-1)  # (B, H * D)

@@ -42,10 +42,10 @@ class ClassificationTask(Task):
         return self.head(last_valid(y, lengths, self.bidirectional))  # (B, C)
 
     def loss(self, out, targets, mask):
-        return F.cross_entropy(out, targets), out.new_full((), float(len(out)))
+        return F.cross_entropy(out, targets), out.new_full((), float(len(out)))  # (), ()
 
     def update_metrics(self, stage, out, targets, mask, extras):
-        self._acc[stage + "_"].update(out.detach(), targets)
+        self._acc[stage + "_"].update(out.detach(), targets)  # (B, C), (B,)
 
     def compute_metrics(self, stage):
         metric = self._acc[stage + "_"]
@@ -92,13 +92,13 @@ class CopyTask(Task):
         return self.head(y)  # (B, T, S)
 
     def loss(self, out, targets, mask):
-        ce = F.cross_entropy(out.reshape(-1, out.size(-1)), targets.reshape(-1))
-        return ce, out.new_full((), float(targets.numel()))
+        ce = F.cross_entropy(out.reshape(-1, out.size(-1)), targets.reshape(-1))  # ()
+        return ce, out.new_full((), float(targets.numel()))  # (), ()
 
     def update_metrics(self, stage, out, targets, mask, extras):
         # Accuracy on the last 10 steps: the copied digits.
-        self._acc[stage + "_"].update(out[:, -10:].detach().reshape(-1, out.size(-1)),
-                                targets[:, -10:].reshape(-1))
+        last = out[:, -10:].detach().reshape(-1, out.size(-1))  # (B * 10, S)
+        self._acc[stage + "_"].update(last, targets[:, -10:].reshape(-1))  # targets (B * 10,)
 
     def compute_metrics(self, stage):
         metric = self._acc[stage + "_"]

@@ -71,14 +71,16 @@ class LanguageModelTask(Task):
         return self.decoder(self.drop(y))  # (B, T, V)
 
     def loss(self, out, targets, mask):
-        nll = F.cross_entropy(out.reshape(-1, out.size(-1)), targets.reshape(-1), reduction="none")
+        nll = F.cross_entropy(  # (B * T,)
+            out.reshape(-1, out.size(-1)), targets.reshape(-1), reduction="none"
+        )
         if mask is not None:
-            m = mask.reshape(-1).to(nll.dtype)
-            count = m.sum()
-            return (nll * m).sum() / count.clamp(min=1), count
-        return nll.mean(), nll.new_full((), float(nll.numel()))
+            m = mask.reshape(-1).to(nll.dtype)  # (B * T,)
+            count = m.sum()  # ()
+            return (nll * m).sum() / count.clamp(min=1), count  # (), ()
+        return nll.mean(), nll.new_full((), float(nll.numel()))  # (), ()
 
     def summarize(self, mean_loss):
         if self.level == "word":
-            return {"nll": mean_loss, "ppl": torch.exp(mean_loss)}
-        return {"nll": mean_loss, "bpc": mean_loss / math.log(2.0)}
+            return {"nll": mean_loss, "ppl": torch.exp(mean_loss)}  # (), ()
+        return {"nll": mean_loss, "bpc": mean_loss / math.log(2.0)}  # (), ()

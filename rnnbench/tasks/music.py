@@ -36,9 +36,11 @@ class MusicTask(Task):
         return self.head(y)  # (B, T, 88) logits
 
     def loss(self, out, targets, mask):
-        per_frame = F.binary_cross_entropy_with_logits(out, targets, reduction="none").sum(-1)
+        per_frame = F.binary_cross_entropy_with_logits(  # (B, T): summed over the 88 keys
+            out, targets, reduction="none"
+        ).sum(-1)
         if mask is None:
-            return per_frame.mean(), per_frame.new_full((), float(per_frame.numel()))
+            return per_frame.mean(), per_frame.new_full((), float(per_frame.numel()))  # (), ()
         m = mask.to(per_frame.dtype)  # (B, T)
-        count = m.sum()
-        return (per_frame * m).sum() / count.clamp(min=1), count
+        count = m.sum()  # ()
+        return (per_frame * m).sum() / count.clamp(min=1), count  # (), ()

@@ -61,23 +61,23 @@ class RegressionTask(Task):
             self.head = nn.Linear(backbone_output_size, self.output_dim)
 
     def unpack(self, batch):
-        inputs, targets, *rest = batch
-        mask = rest[0] if rest and rest[0].dim() == 2 else None
-        self._last_inputs = inputs
-        return inputs, targets, mask, {}
+        self._last_inputs = batch.inputs  # (B, T, D) the residual adds the last valid step
+        return batch.inputs, batch.targets, batch.mask, {}
 
     def forward(self, y, mask, lengths):
         pred = self.head(last_valid(y, lengths, self.bidirectional))  # (B, out)
         if self.residual:
-            pred = pred + self._last_inputs[:, -1]
+            pred = pred + last_valid(self._last_inputs, lengths, False)  # (B, D)
         return pred
 
     def loss(self, out, targets, mask):
-        targets = targets.reshape(out.shape).to(out.dtype)
-        return F.mse_loss(out, targets), out.new_full((), float(out.shape[0]))
+        targets = targets.reshape(out.shape).to(out.dtype)  # (B, out)
+        return F.mse_loss(out, targets), out.new_full((), float(out.shape[0]))  # (), ()
 
     def update_metrics(self, stage, out, targets, mask, extras):
-        self._mae[stage + "_"].update(out.detach(), targets.reshape(out.shape).to(out.dtype))
+        self._mae[stage + "_"].update(  # (B, out), (B, out)
+            out.detach(), targets.reshape(out.shape).to(out.dtype)
+        )
 
     def compute_metrics(self, stage):
         metric = self._mae[stage + "_"]
@@ -90,11 +90,11 @@ class RegressionTask(Task):
 class AnomalyTask(RegressionTask):
     """HAI-style anomaly detection: forecast the next value; the error is the anomaly score.
 
-    Windows come as ``(x (B, T, D), next (B, D), label (B,))``. The score of a window is the
-    mean absolute prediction error over the sensors, smoothed by a moving average; the
-    threshold that maximises point-adjusted F1 on the validation windows is then applied to
-    the test windows (the HAI competition baseline's scheme, with point-adjusted F1 in place
-    of the official TaPR score).
+    Windows come as ``Batch(inputs (B, T, D), targets (B, D), labels (B,))``. The score of a
+    window is the mean absolute prediction error over the sensors, smoothed by a moving
+    average; the threshold that maximises point-adjusted F1 on the validation windows is then
+    applied to the test windows (the HAI competition baseline's scheme, with point-adjusted
+    F1 in place of the official TaPR score).
 
     Args:
         input_dim: Sensors.
@@ -120,17 +120,20 @@ class AnomalyTask(RegressionTask):
         self.threshold = None if threshold is None else float(threshold)
 
     def unpack(self, batch):
-        inputs, targets, *rest = batch
-        labels = rest[-1]  # (inputs, targets, labels) or (inputs, targets, mask, labels)
-        self._last_inputs = inputs
-        return inputs, targets, None, {"labels": labels}
+        if batch.labels is None:
+            raise ValueError(
+                "the anomaly task needs Batch.labels (one 0/1 attack flag per window) to "
+                "score windows; HAIWindows items carry them"
+            )
+        inputs, targets, mask, extras = super().unpack(batch)
+        return inputs, targets, mask, {**extras, "labels": batch.labels}
 
     def update_metrics(self, stage, out, targets, mask, extras):
         super().update_metrics(stage, out, targets, mask, extras)
         if stage in self._scores:
             err = (out.detach() - targets.to(out.dtype)).abs().mean(-1)  # (B,)
-            self._scores[stage].append(err.float().cpu())
-            self._labels[stage].append(extras["labels"].detach().cpu())
+            self._scores[stage].append(err.float().cpu())  # (B,)
+            self._labels[stage].append(extras["labels"].detach().cpu())  # (B,)
 
     def compute_metrics(self, stage):
         metrics = super().compute_metrics(stage)
@@ -138,8 +141,10 @@ class AnomalyTask(RegressionTask):
             return metrics
         from rnnbench.tasks import anomaly
 
-        scores = anomaly.moving_average(torch.cat(self._scores[stage]).numpy(), self.smoothing)
-        labels = torch.cat(self._labels[stage]).numpy().astype(np.int64)
+        scores = anomaly.moving_average(  # (N,) one per window, in data-set order
+            torch.cat(self._scores[stage]).numpy(), self.smoothing
+        )
+        labels = torch.cat(self._labels[stage]).numpy().astype(np.int64)  # (N,)
         if stage == "val" or self.threshold is None:
             if labels.any():
                 self.threshold, _ = anomaly.best_f1_threshold(scores, labels, point_adjusted=True)

@@ -14,6 +14,7 @@ from rnnbench.data.datasets.hai import (
     make_synthetic_process,
     sensor_columns,
 )
+from rnnbench.data.sequence import pad_collate
 
 SENSORS = [f"P1_S{i:02d}" for i in range(1, 9)]
 
@@ -186,7 +187,7 @@ def test_windows_items_align_with_rows(frame):
     ds = HAIWindows(frame, norm, window=90, stride=1)
     assert len(ds) == len(frame) - 90 and ds.n_features == 8 and ds.columns == SENSORS
     for i in (0, 1234, len(ds) - 1):
-        x, y, label = ds[i]
+        x, y, label = ds[i].inputs, ds[i].targets, ds[i].labels
         assert x.shape == (90, 8) and y.shape == (8,) and x.dtype == y.dtype == torch.float32
         assert torch.equal(x, data[i : i + 90]) and torch.equal(y, data[i + 90])
         assert int(label) == frame["attack"].iloc[i + 90] == ds.labels[i]
@@ -200,8 +201,9 @@ def test_windows_stride_and_loader(frame):
     norm = MinMaxNormalizer().fit(frame.iloc[:4000])
     ds = HAIWindows(frame.iloc[:4000], norm, window=90, stride=10)
     assert ds.starts[:3].tolist() == [0, 10, 20] and ds.starts[-1] + 90 <= 3999
-    x, y, label = next(iter(DataLoader(ds, batch_size=32)))
-    assert x.shape == (32, 90, 8) and y.shape == (32, 8) and label.shape == (32,)
+    batch = next(iter(DataLoader(ds, batch_size=32, collate_fn=pad_collate)))
+    assert batch.inputs.shape == (32, 90, 8) and batch.targets.shape == (32, 8)
+    assert batch.labels.shape == (32,) and batch.mask.all()
 
 
 def test_windows_skip_time_gaps_between_files(frame):
@@ -237,7 +239,7 @@ def test_bundled_synthetic_data_does_not_change_with_the_run_seed():
 
     def test_windows(bundle):
         bundle.datamodule.setup("test")
-        return torch.cat([batch[0] for batch in bundle.datamodule.test_dataloader()])
+        return torch.cat([batch.inputs for batch in bundle.datamodule.test_dataloader()])
 
     a, b = build_data(opts, seed=1), build_data(opts, seed=2)
     assert torch.equal(test_windows(a), test_windows(b))

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from rnnbench.data import Batch
 from rnnbench.data.datasets.hai import HAIWindows, MinMaxNormalizer, make_synthetic_process
 from rnnbench.data.datasets.music import load_music
 from rnnbench.data.datasets.synthetic import digits_sequences
@@ -20,7 +21,8 @@ def ragged(n=10, d=3, seed=0):
 def test_collate_per_step_targets_pads_and_masks():
     pieces = ragged()
     batch = [(p, p * 2) for p in pieces[:4]]
-    inputs, targets, mask = pad_collate(batch)
+    inputs, targets, mask = (out := pad_collate(batch)).inputs, out.targets, out.mask
+    assert out.reset is None and out.labels is None
     T = max(len(p) for p in pieces[:4])
     assert inputs.shape == targets.shape == (4, T, 3) and mask.shape == (4, T)
     assert mask.dtype == torch.bool
@@ -32,7 +34,7 @@ def test_collate_per_step_targets_pads_and_masks():
 
 def test_collate_token_sequences_and_per_sequence_labels():
     batch = [(torch.tensor([1, 2, 3]), torch.tensor(0)), (torch.tensor([4]), torch.tensor(7))]
-    inputs, targets, mask = pad_collate(batch)
+    inputs, targets, mask = (out := pad_collate(batch)).inputs, out.targets, out.mask
     assert inputs.dtype == torch.long and inputs.tolist() == [[1, 2, 3], [4, 0, 0]]
     assert targets.tolist() == [0, 7] and mask.tolist() == [[True] * 3, [True, False, False]]
 
@@ -41,10 +43,10 @@ def test_collate_vector_targets_and_explicit_kind():
     # Windows of 4 steps with 4 features: a (4,) next-value target matches the length by
     # chance, so auto reads it per step; target="sequence" says what it is.
     batch = [(torch.randn(4, 4), torch.randn(4)) for _ in range(3)]
-    assert pad_collate(batch)[1].shape == (3, 4)
-    assert pad_collate(batch, "sequence")[1].shape == (3, 4)
+    assert pad_collate(batch).targets.shape == (3, 4)
+    assert pad_collate(batch, "sequence").targets.shape == (3, 4)
     batch = [(torch.randn(5, 4), torch.randn(4)) for _ in range(3)]
-    assert pad_collate(batch)[1].shape == (3, 4)  # unambiguous: per sequence
+    assert pad_collate(batch).targets.shape == (3, 4)  # unambiguous: per sequence
     with pytest.raises(ValueError, match="per-step target"):
         pad_collate(batch, "step")
 
@@ -58,14 +60,38 @@ def test_collate_errors():
         pad_collate([torch.randn(3, 2)])
     with pytest.raises(ValueError, match="empty batch"):
         pad_collate([])
+    # A third positional field could be a mask, resets or labels: it must be named.
+    with pytest.raises(TypeError, match="named extra fields"):
+        pad_collate([(torch.randn(3, 2), torch.tensor(0), torch.tensor(1))] * 2)
+    with pytest.raises(ValueError, match="some items of the batch carry labels"):
+        pad_collate([Batch(torch.randn(3, 2), torch.tensor(0), labels=torch.tensor(1)),
+                     Batch(torch.randn(3, 2), torch.tensor(0))])
+
+
+def test_collate_named_item_fields():
+    items = [
+        Batch(torch.arange(4), torch.arange(1, 5), reset=torch.tensor([1, 0, 1, 0]),
+              labels=torch.tensor(3)),
+        Batch(torch.arange(2), torch.arange(1, 3), reset=torch.tensor([0, 1]),
+              mask=torch.tensor([False, True]), labels=torch.tensor(5)),
+    ]
+    with pytest.raises(ValueError, match="carry mask"):
+        pad_collate(items)
+    items[0] = items[0]._replace(mask=torch.ones(4, dtype=torch.bool))
+    out = pad_collate(items)
+    assert out.reset.tolist() == [[True, False, True, False], [False, True, False, False]]
+    assert out.mask.tolist() == [[True] * 4, [False, True, False, False]]
+    assert out.labels.tolist() == [3, 5] and out.targets.shape == (2, 4)
 
 
 def test_extra_fields_are_stacked():
     frame = make_synthetic_process(n_steps=1000, n_sensors=4, n_attacks=1, seed=0)
     ds = HAIWindows(frame, MinMaxNormalizer().fit(frame), window=20, stride=5)
     dm = SequenceDataModule(ds, ds, batch_size=8, target="sequence")
-    x, y, mask, label = next(iter(dm.val_dataloader()))
-    assert x.shape == (8, 20, 4) and y.shape == (8, 4) and mask.all() and label.shape == (8,)
+    batch = next(iter(dm.val_dataloader()))
+    assert isinstance(batch, Batch) and batch.reset is None
+    assert batch.inputs.shape == (8, 20, 4) and batch.targets.shape == (8, 4)
+    assert batch.mask.all() and batch.labels.shape == (8,)
 
 
 def test_next_step_pairs():
@@ -134,7 +160,8 @@ def test_module_errors():
 def test_music_next_frame_batches():
     music = load_music("jsb")
     dm = SequenceDataModule(next_step_pairs(music["train"]), next_step_pairs(music["valid"]))
-    x, y, mask = next(iter(dm.train_dataloader()))
+    x, y, mask, reset, labels = next(iter(dm.train_dataloader()))
+    assert reset is None and labels is None
     assert x.shape == y.shape and x.shape[0] == 16 and x.shape[2] == 88
     assert torch.equal(x[:, 1:][mask[:, 1:]], y[:, :-1][mask[:, 1:]])  # y is x shifted
 
@@ -146,7 +173,7 @@ class _Classifier(L.LightningModule):
         self.head = nn.Linear(16, 10)
 
     def training_step(self, batch, _):
-        x, y, mask = batch
+        x, y, mask = batch.inputs, batch.targets, batch.mask
         out, _ = self.rnn(x)  # (B, T, H)
         last = out[torch.arange(len(x)), mask.sum(1) - 1]  # (B, H)
         return nn.functional.cross_entropy(self.head(last), y)

@@ -3,11 +3,12 @@
 import pytest
 import torch
 
+from rnnbench.data import Batch
 from rnnbench.data.tbptt import StreamBatches, StreamLayoutError, TBPTTDataModule
 
 
 def _collect(loader):
-    return [tuple(t.clone() for t in b) for b in loader]
+    return [(b.inputs.clone(), b.targets.clone()) for b in loader]
 
 
 @pytest.mark.parametrize("n,batch,bptt", [(1001, 4, 7), (1000, 5, 10), (97, 3, 4)])
@@ -67,9 +68,13 @@ def test_boundaries_become_reset_masks():
     marks[[0, 57, 120]] = True
     loader = StreamBatches(torch.arange(n), 2, 10, boundaries=marks)
     seen = []
-    for x, _, reset in loader:
-        seen += x[reset].tolist()
+    for batch in loader:
+        assert isinstance(batch, Batch) and batch.mask is None and batch.labels is None
+        assert batch.reset.shape == batch.inputs.shape and batch.reset.dtype == torch.bool
+        seen += batch.inputs[batch.reset].tolist()
     assert sorted(seen) == [0, 57, 120]  # every marked token that lies inside a row
+    plain = next(iter(StreamBatches(torch.arange(n), 2, 10)))
+    assert isinstance(plain, Batch) and plain.reset is None
 
 
 def test_rank_rows_split_the_single_process_layout():
@@ -77,8 +82,8 @@ def test_rank_rows_split_the_single_process_layout():
     whole = StreamBatches(torch.arange(1000), 6, 5)
     parts = [StreamBatches(torch.arange(1000), 6, 5, rows=dm.rank_rows(6, r, 3))
              for r in range(3)]
-    for k, (x, _) in enumerate(whole):
-        pieces = [list(p)[k][0] for p in parts]
+    for k, (x, _) in enumerate(_collect(whole)):
+        pieces = [list(p)[k].inputs for p in parts]
         assert torch.equal(torch.cat(pieces), x)
     with pytest.raises(StreamLayoutError, match="not divisible by the world size 4"):
         dm.rank_rows(6, 0, 4)

@@ -13,6 +13,8 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from rnnbench.data.batch import Batch
+
 __all__ = [
     "ATTACK_KINDS",
     "HAIWindows",
@@ -432,8 +434,9 @@ class HAIWindows(Dataset):
         labels: ``(n,)`` int64 0/1 labels of the predicted rows.
         columns: The sensor columns, in feature order.
 
-    Items are ``(x, y, label)``: ``x`` ``(window, D)`` float32, ``y`` ``(D,)`` float32, and
-    ``label`` a 0-dim int64 tensor.
+    Items are :class:`~rnnbench.data.Batch` ``(inputs, targets, labels=label)`` without a
+    batch dimension: ``inputs`` ``(window, D)`` float32, ``targets`` ``(D,)`` float32, and
+    ``labels`` a 0-dim int64 tensor.
     """
 
     def __init__(
@@ -496,9 +499,9 @@ class HAIWindows(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+    def __getitem__(self, index: int) -> Batch:
         start = int(self.starts[index])  # numpy raises IndexError out of range
         end = start + self.window
         x = self.data[start:end]  # (window, D)
         y = self.data[end]  # (D,)
-        return x, y, self._labels[end]
+        return Batch(x, y, labels=self._labels[end])  # labels: () 0/1

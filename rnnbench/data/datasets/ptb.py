@@ -18,7 +18,16 @@ from torch import Tensor
 
 from rnnbench.data.download import ChecksumError, verify_bundled
 
-__all__ = ["EOS", "PTB_LEVELS", "PTB_TEXT_SHA256", "UNK", "Corpus", "Vocab", "load_ptb"]
+__all__ = [
+    "EOS",
+    "PTB_LEVELS",
+    "PTB_TEXT_SHA256",
+    "UNK",
+    "Corpus",
+    "Vocab",
+    "load_ptb",
+    "sentence_starts",
+]
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -293,3 +302,27 @@ def load_ptb(
             raise FileNotFoundError(f"PTB root {root_path} is not a folder")
         corpus = _load_cached(level, str(root_path), bool(verify), _file_stamp(root_path))
     return Corpus(corpus.train.clone(), corpus.valid.clone(), corpus.test.clone(), corpus.vocab)
+
+
+def sentence_starts(stream: Tensor, eos_id: int) -> Tensor:
+    """Marks each sentence of a PTB stream as a document: true right after every ``<eos>``.
+
+    A language model carries its state across ``<eos>`` by default; with these marks as
+    stream boundaries a row's state is zeroed just before the first token of every new
+    sentence, so no sentence conditions on the one before. The ``<eos>`` step itself still
+    reads the finished sentence's state (it predicts the next sentence's first token, the
+    one prediction that spans two sentences). The first token of the stream starts a
+    sentence too.
+
+    Args:
+        stream: ``(N,)`` token ids.
+        eos_id: The id of ``<eos>`` in ``stream``'s vocabulary.
+
+    Returns:
+        ``(N,)`` bool.
+    """
+    stream = torch.as_tensor(stream)
+    starts = torch.zeros(stream.shape, dtype=torch.bool)  # (N,)
+    starts[0] = True
+    starts[1:] = stream[:-1] == eos_id
+    return starts
