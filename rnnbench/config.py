@@ -91,6 +91,8 @@ class ModelConfig:
     init: dict[str, Any] | None = _f(
         None, doc="uniform, fan_in_normal, embedding_std, recurrent, forget_bias")
     tbptt: int | None = _f(None, positive, doc="window length inside long sequences")
+    padding: str = _f("mask", one_of("mask", "pack"),
+                      doc="padded batches: fused kernel unpacked (mask) or packed (pack)")
     param_budget: int | None = _f(
         None, positive, doc="pick the hidden size whose parameter count is closest to this")
     # Task options set under model: (they size the model); moved to the task when built.
@@ -393,10 +395,23 @@ def _typed(section: str, cls: type, raw: Any) -> dict[str, Any]:
     return out
 
 
-def _trainer_args() -> set[str]:
-    import lightning as L
+# lightning.Trainer's arguments, listed so a config check imports no Lightning (about 3 s);
+# tests/test_config.py holds this list equal to the installed Trainer's signature.
+TRAINER_ARGS = frozenset({
+    "accelerator", "accumulate_grad_batches", "barebones", "benchmark", "callbacks",
+    "check_val_every_n_epoch", "default_root_dir", "detect_anomaly", "deterministic", "devices",
+    "enable_autolog_hparams", "enable_checkpointing", "enable_model_summary",
+    "enable_progress_bar", "fast_dev_run", "gradient_clip_algorithm", "gradient_clip_val",
+    "inference_mode", "limit_predict_batches", "limit_test_batches", "limit_train_batches",
+    "limit_val_batches", "log_every_n_steps", "logger", "max_epochs", "max_steps", "max_time",
+    "min_epochs", "min_steps", "model_registry", "num_nodes", "num_sanity_val_steps",
+    "overfit_batches", "plugins", "precision", "profiler", "reload_dataloaders_every_n_epochs",
+    "strategy", "sync_batchnorm", "use_distributed_sampler", "val_check_interval",
+})
 
-    return set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+
+def _trainer_args() -> set[str]:
+    return set(TRAINER_ARGS)
 
 
 def _check_trainer(trainer: dict[str, Any]) -> None:

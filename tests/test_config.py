@@ -112,3 +112,13 @@ def test_config_yaml_is_saved_and_reruns_the_same_run(tmp_path):
                     for r in csv.DictReader(fh)]
 
     assert rows(first) == rows(second)  # same seed, same data, same numbers
+
+
+def test_the_trainer_argument_list_matches_lightning():
+    import inspect
+
+    import lightning as L
+
+    from rnnbench.config import TRAINER_ARGS
+
+    assert TRAINER_ARGS == set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}

@@ -1,25 +1,16 @@
-"""Data: the Batch type, truncated-BPTT streams, sets of sequences, bundled and synthetic data."""
+"""Data: the Batch type, truncated-BPTT streams, sets of sequences, bundled and synthetic data.
 
-from rnnbench.data.batch import Batch, as_batch
-from rnnbench.data.catalog import DataBundle, build_data, list_datasets
-from rnnbench.data.download import ChecksumError, fetch, sha256_file, verify_file
-from rnnbench.data.sequence import SequenceDataModule, next_step_pairs, pad_collate
-from rnnbench.data.tbptt import StreamBatches, StreamLayoutError, TBPTTDataModule
+Names load on first use: reading the data-set registry (the config schema does) imports no
+torch or Lightning.
+"""
 
-__all__ = [
-    "Batch",
-    "ChecksumError",
-    "DataBundle",
-    "SequenceDataModule",
-    "StreamBatches",
-    "StreamLayoutError",
-    "TBPTTDataModule",
-    "as_batch",
-    "build_data",
-    "fetch",
-    "list_datasets",
-    "next_step_pairs",
-    "pad_collate",
-    "sha256_file",
-    "verify_file",
-]
+from rnnbench._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    "Batch": "batch", "as_batch": "batch",
+    "DataBundle": "catalog", "build_data": "catalog", "list_datasets": "catalog",
+    "ChecksumError": "download", "fetch": "download", "sha256_file": "download",
+    "verify_file": "download",
+    "SequenceDataModule": "sequence", "next_step_pairs": "sequence", "pad_collate": "sequence",
+    "StreamBatches": "tbptt", "StreamLayoutError": "tbptt", "TBPTTDataModule": "tbptt",
+})
