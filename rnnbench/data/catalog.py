@@ -101,7 +101,6 @@ def _ptb(
         # words (418 outputs, not 10,000). Other words of val/test become <unk>.
         import torch
 
-        import torch
 
         train = torch.as_tensor(splits[0])
         used = torch.unique(train)
