@@ -29,6 +29,7 @@ import re
 import signal
 import uuid
 import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,14 @@ def to_plain(obj: Any, where: str = "checkpoint") -> Any:
         return to_plain(obj.value, where)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, OrderedDict):
+        # Module state dicts: keep the type and the per-module versions (``_metadata``) that
+        # load_state_dict passes to each module.
+        out = OrderedDict((k, to_plain(v, f"{where}.{k}")) for k, v in obj.items())
+        metadata = getattr(obj, "_metadata", None)
+        if metadata is not None:
+            out._metadata = to_plain(metadata, f"{where}._metadata")
+        return out
     if isinstance(obj, Mapping):
         return {k: to_plain(v, f"{where}.{k}") for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
