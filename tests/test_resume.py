@@ -103,7 +103,9 @@ STEPS_PER_EPOCH = 12  # trainer.limit_train_batches
 EVERY = 4  # checkpoint.every_n_train_steps
 TINY_FIT = {
     "data": {"dataset": "ptb", "batch_size": 4, "bptt": 8, "limit_tokens": 3000},
-    "model": {"cell": "gru", "hidden_size": 8, "dropout": 0.0},
+    # Dropout: the random state travels in the checkpoint too (same masks after a resume).
+    "model": {"cell": "gru", "hidden_size": 8, "num_layers": 2, "dropout": 0.3,
+              "embedding_dropout": 0.2},
     "optim": {"optimizer": "adam", "lr": 0.01},
     "trainer": {"max_epochs": 3, "accelerator": "cpu", "limit_train_batches": STEPS_PER_EPOCH,
                 "limit_val_batches": 2, "limit_test_batches": 2, "log_every_n_steps": 1},
