@@ -564,14 +564,25 @@ def to_yaml(cfg: dict[str, Any]) -> str:
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
 
 
-def save_config(cfg: dict[str, Any], folder: str | Path) -> Path:
-    """Writes ``config.yaml`` into a run folder (atomically); returns its path."""
+def save_config(cfg: dict[str, Any], folder: str | Path, *, only_if_changed: bool = False,
+                ) -> Path:
+    """Writes ``config.yaml`` into a run folder (atomically); returns its path.
+
+    With ``only_if_changed``, an existing file that holds the same config is left untouched
+    (resuming a finished run changes no file).
+    """
     import os
     import tempfile
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "config.yaml"
+    if only_if_changed and target.is_file():
+        try:
+            if yaml.safe_load(target.read_text()) == yaml.safe_load(to_yaml(cfg)):
+                return target
+        except (OSError, yaml.YAMLError):
+            pass
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".config.", suffix=".yaml")
     try:
         with os.fdopen(fd, "w") as fh:

@@ -18,11 +18,11 @@ from rnnbench.config import (  # noqa: F401
     parse_override,
     validate_config,
 )
+from rnnbench.runlog import latest_run_dir  # noqa: F401
 from rnnbench.train import (  # noqa: F401
     RunResult,
     build,
     build_module,
-    latest_run_dir,
     progress_refresh_rate,
     run,
     trainer_kwargs,

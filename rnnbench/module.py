@@ -309,6 +309,16 @@ class RNNModule(L.LightningModule):
         rt.t0, rt.units = None, 0
         rt.loss_sum, rt.units_sum = None, 0.0  # this epoch's sum of loss * units, and units
 
+    def on_train_start(self) -> None:
+        # Resumed mid-epoch (Lightning does not call on_train_epoch_start then), the epoch's
+        # sums so far came with the checkpoint (on the CPU): same epoch means as a run
+        # never stopped.
+        rt = self._rt
+        if torch.is_tensor(rt.loss_sum):
+            rt.loss_sum = rt.loss_sum.to(self.device)
+        if torch.is_tensor(rt.units_sum):
+            rt.units_sum = rt.units_sum.to(self.device)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         batch = as_batch(batch)
         if self.hparams.tbptt and not self.task.streaming:
@@ -647,14 +657,35 @@ class RNNModule(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The training stream's hidden state: a resumed run continues the same streams.
+        # The epoch's running sums (loss, units, the task's training metrics) too: a run
+        # resumed mid-epoch reports the same epoch means as one never stopped.
         state = self._states["train"]
+        rt = self._rt
         checkpoint["rnnbench"] = {
             "train_state": None if state is None else [s.detach().cpu() for s in state],
+            "epoch_sums": {
+                "loss_sum": None if rt.loss_sum is None else rt.loss_sum.detach().cpu(),
+                "units_sum": (rt.units_sum.detach().cpu() if torch.is_tensor(rt.units_sum)
+                              else float(rt.units_sum)),
+                "metrics": {name: metric_state(m) for name, m in self._train_metrics()},
+            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("rnnbench", {}).get("train_state")
         self._states["train"] = None if saved is None else tuple(saved)
+        sums = checkpoint.get("rnnbench", {}).get("epoch_sums")
+        if sums is not None:
+            self._rt.loss_sum, self._rt.units_sum = sums["loss_sum"], sums["units_sum"]
+            states = sums.get("metrics", {})
+            for name, metric in self._train_metrics():
+                if name in states:
+                    load_metric_state(metric, states[name])
+
+    def _train_metrics(self) -> list[tuple[str, torchmetrics.Metric]]:
+        """The task's training-stage torchmetrics (named ``train_`` in its ModuleDicts)."""
+        return [(name, m) for name, m in self.task.named_modules()
+                if isinstance(m, torchmetrics.Metric) and name.rsplit(".", 1)[-1] == "train_"]
 
     @property
     def monitor(self) -> str:
@@ -664,6 +695,26 @@ class RNNModule(L.LightningModule):
     @property
     def monitor_mode(self) -> str:
         return self.task.mode
+
+
+def metric_state(metric: torchmetrics.Metric) -> dict[str, Any]:
+    """A torchmetrics metric's accumulated state as plain tensors (for a checkpoint)."""
+    state = {
+        k: [t.detach().cpu() for t in v] if isinstance(v, list) else v.detach().cpu()
+        for k, v in metric.metric_state.items()
+    }
+    return {"state": state, "update_count": int(metric.update_count)}
+
+
+def load_metric_state(metric: torchmetrics.Metric, saved: dict[str, Any]) -> None:
+    """Puts back what :func:`metric_state` saved."""
+    metric.reset()
+    device = metric.device
+    for k, v in saved["state"].items():
+        setattr(metric, k, [t.to(device) for t in v] if isinstance(v, list) else v.to(device))
+    # torchmetrics has no public setter for the update count, which compute() checks (and
+    # the tasks test) to tell an empty metric; tests/test_checkpointing.py pins it.
+    metric._update_count = int(saved["update_count"])
 
 
 def perplexity(nll: float) -> float:

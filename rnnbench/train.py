@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnbench.config import ConfigError, save_config
+from rnnbench.config import save_config
 
 
 # ---------------------------------------------------------------- building
@@ -71,22 +71,6 @@ class RunResult:
     mode: str = "min"
 
 
-def _next_version(base: Path) -> Path:
-    k = 0
-    while (base / f"version_{k}").exists():
-        k += 1
-    return base / f"version_{k}"
-
-
-def latest_run_dir(base: Path) -> Path | None:
-    """The newest ``version_k`` folder under ``base`` that holds ``checkpoints/last.ckpt``."""
-    versions = sorted(
-        (p for p in base.glob("version_*") if (p / "checkpoints" / "last.ckpt").exists()),
-        key=lambda p: int(p.name.split("_")[1]),
-    )
-    return versions[-1] if versions else None
-
-
 def trainer_kwargs(cfg: dict[str, Any], streaming: bool = True) -> dict[str, Any]:
     """Lightning Trainer arguments from ``cfg['trainer']`` plus the framework's fixed ones.
 
@@ -138,76 +122,53 @@ def run(
             ``{logging.dir}/{name}/version_k``).
     """
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from rnnbench.runlog import SAFE_LOAD, RunFolder
 
     log = cfg["logging"]
-    base = Path(log.get("dir", "runs")) / str(cfg.get("name") or "run")
-    ckpt_path = None
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        if resume and (run_dir / "checkpoints" / "last.ckpt").exists():
-            ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-    elif resume:
-        run_dir = latest_run_dir(base)
-        if run_dir is None:
-            raise ConfigError(f"--resume: no run of {base} has checkpoints/last.ckpt to resume")
-        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-    else:
-        run_dir = _next_version(base)
-    _check_writable(run_dir)
-    module, datamodule, bundle = build(cfg)
-    save_config(cfg, run_dir)  # the composed config: `rnnbench fit <run_dir>/config.yaml`
-    all_loggers = list(loggers)
-    if log.get("csv", True):
-        all_loggers.append(CSVLogger(str(run_dir), name="", version=""))
-    if log.get("tensorboard", False):
-        all_loggers.append(TensorBoardLogger(str(run_dir), name="tb", version=""))
-    cbs = list(callbacks)
-    if log.get("progress_bar", True):
-        from rnnbench.callbacks import LossProgressBar
+    folder = RunFolder.open(cfg, run_dir=run_dir, resume=resume)  # reads a resumed ckpt safely
+    with folder.removed_if_failed_empty():
+        module, datamodule, bundle = build(cfg)
+        # The composed config: `rnnbench fit <run folder>/config.yaml` runs it again.
+        save_config(cfg, folder.path, only_if_changed=True)
+        all_loggers = [*loggers, *folder.loggers(log)]  # continues metrics.csv / TB on resume
+        cbs = list(callbacks)
+        if log.get("progress_bar", True):
+            from rnnbench.callbacks import LossProgressBar
 
-        cbs.append(LossProgressBar(refresh_rate=progress_refresh_rate(cfg)))
-    ckpt_cfg = cfg.get("checkpoint", {})
-    ckpt_cb = None
-    if ckpt_cfg.get("enabled", True):
+            cbs.append(LossProgressBar(refresh_rate=progress_refresh_rate(cfg)))
         # Without a validation pass there is nothing to rank checkpoints by: keep the last.
         validates = cfg["trainer"].get("limit_val_batches", 1) != 0 and bool(
             datamodule.val_dataloader()
         )
-        ckpt_cb = ModelCheckpoint(
-            dirpath=str(run_dir / "checkpoints"),
-            monitor=module.monitor if validates else None,
-            mode=module.monitor_mode,
-            save_last=True,
-            save_top_k=1 if validates else 0,
-            every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
-            filename="best",
+        ckpt_cbs = folder.checkpoint_callbacks(
+            cfg.get("checkpoint", {}), module.monitor if validates else None, module.monitor_mode
         )
-        cbs.append(ckpt_cb)
-    trainer = L.Trainer(
-        **trainer_kwargs(cfg, streaming=module.task.streaming),
-        callbacks=cbs,
-        logger=all_loggers or False,
-        enable_checkpointing=ckpt_cb is not None,
-        default_root_dir=str(run_dir),
-    )
-    t0 = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _scalar(v)}
-    if test and datamodule.test_dataloader():
-        best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
-        out = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-        for row in out:
-            metrics.update({k: float(v) for k, v in row.items()})
-    wall = time.perf_counter() - t0
+        trainer = L.Trainer(
+            **trainer_kwargs(cfg, streaming=module.task.streaming),
+            callbacks=[*cbs, *ckpt_cbs],
+            logger=all_loggers or False,
+            enable_checkpointing=bool(ckpt_cbs),
+            plugins=folder.plugins(),
+            default_root_dir=str(folder.path),
+        )
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=folder.ckpt_path, **SAFE_LOAD)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _scalar(v)}
+        best = folder.best_checkpoint
+        if test and datamodule.test_dataloader():
+            out = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False,
+                               **SAFE_LOAD)
+            for row in out:
+                metrics.update({k: float(v) for k, v in row.items()})
+        wall = time.perf_counter() - t0
     return RunResult(
         metrics=metrics,
         num_parameters=module.num_parameters(),
         hidden_size=module.hparams.hidden_size,
         wall_time_s=wall,
-        run_dir=str(run_dir),
-        best_checkpoint=(ckpt_cb.best_model_path or None) if ckpt_cb is not None else None,
+        run_dir=str(folder.path),
+        best_checkpoint=best,
         monitor=module.monitor,
         mode=module.monitor_mode,
     )
@@ -220,15 +181,3 @@ def _scalar(v: Any) -> bool:
     except (TypeError, ValueError, RuntimeError):
         return False
     return True
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(
-            f"cannot write to {path} ({err.strerror}); set logging.dir to a writable folder"
-        ) from None

@@ -75,7 +75,7 @@ def test_anomaly_test_uses_the_threshold_of_the_best_checkpoint(tmp_path):
     val = [(float(r["val/mse"]), float(r["val/threshold"])) for r in rows if r.get("val/mse")]
     assert len(val) == 4
     best_threshold = min(val)[1]
-    saved = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False)
+    saved = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)
     assert saved["state_dict"]["task._extra_state"]["threshold"] == pytest.approx(best_threshold)
     assert result.metrics["test/threshold"] == pytest.approx(best_threshold)
 

@@ -44,6 +44,16 @@ def fit_config(args: argparse.Namespace) -> dict:
     return load_config(args.config, overrides, quick=args.quick)
 
 
+def resume_command(args: argparse.Namespace) -> str:
+    """The ``rnnbench fit`` command line that continues this run (same config and flags)."""
+    import shlex
+
+    flags = [f for f, on in (("--quick", args.quick), ("--no-test", args.no_test),
+                             ("--wandb", args.wandb), ("--no-cuda-graphs", args.no_cuda_graphs))
+             if on]
+    return shlex.join(["rnnbench", "fit", args.config, *args.overrides, *flags, "--resume"])
+
+
 def run(args: argparse.Namespace) -> int:
     from rnnbench.cli.base import CLIError
     from rnnbench.config import ConfigError, to_yaml
@@ -57,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.wandb:
         cfg["logging"]["wandb"] = cfg["logging"].get("wandb") or True
+    from rnnbench.runlog import fit_outcome
+    from rnnbench.stopping import catch_stop_signals
     from rnnbench.train import run as train
 
     loggers = []
@@ -65,9 +77,16 @@ def run(args: argparse.Namespace) -> int:
             from rnnbench.studies.tracking import make_wandb_logger
 
             loggers.append(make_wandb_logger(cfg, job_type="fit"))
-        result = train(cfg, loggers=loggers, resume=args.resume, test=not args.no_test)
+        with catch_stop_signals():  # SIGINT/SIGTERM: finish the step, save, exit 130/143
+            result = train(cfg, loggers=loggers, resume=args.resume, test=not args.no_test)
     except (ConfigError, ValueError, KeyError, FileNotFoundError) as err:
         raise CLIError(str(err).strip('"')) from None
+    except BaseException as err:  # interrupted, already finished, diverged: one message
+        outcome = fit_outcome(err, resume_command(args))
+        if outcome is None:
+            raise
+        print(outcome[1], file=sys.stderr if outcome[0] else sys.stdout)
+        return outcome[0]
     finally:
         if loggers:
             import wandb
