@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,7 +127,17 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- worker plan
+# A worker is a process of its own, not a task of a job scheduler nor a rank of a job it
+# inherited from the launcher: with these set, Lightning would join a DDP trial to a process
+# group that does not exist (SLURM_NTASKS makes it take the SLURM task layout, TORCHELASTIC_RUN_ID
+# a torchrun one, LOCAL_RANK an external launcher's) and wait for ranks forever.
+RANK_VARS = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
+             "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS",
+             "RNNBENCH_DDP_TRIAL")
+
+
 def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity: a SLURM or taskset limit counts)."""
     try:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not Linux
@@ -135,7 +146,15 @@ def available_cores() -> int:
 
 @dataclass
 class WorkerPlan:
-    """How many workers, and the environment each starts with."""
+    """How many workers, and the environment each starts with.
+
+    Attributes:
+        count: Worker processes.
+        threads: torch/OpenMP threads of each training process (a DDP rank is one).
+        gpus: ``CUDA_VISIBLE_DEVICES`` of each worker (``gpus[k]`` for worker k), or empty on
+            CPU.
+        note: A warning for the user (GPUs shared or left idle, cores oversubscribed).
+    """
 
     count: int
     threads: int
@@ -143,9 +162,10 @@ class WorkerPlan:
     note: str = ""
 
     def env(self, index: int, base: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of worker ``index``: ``base`` (default ``os.environ``) with its GPUs,
+        its thread count and no inherited rank variables (see ``RANK_VARS``)."""
         env = dict(os.environ if base is None else base)
-        for key in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                    "RNNBENCH_DDP_TRIAL"):
+        for key in RANK_VARS:
             env.pop(key, None)
         for key in THREAD_VARS:
             env[key] = str(self.threads)
@@ -156,10 +176,33 @@ class WorkerPlan:
         return env
 
 
+def _parse_visible(text: str) -> list[str]:
+    """The GPUs CUDA shows for ``CUDA_VISIBLE_DEVICES=text``, by the driver's rules: a list of
+    ordinals or of ``GPU-``/``MIG-`` UUIDs; the first invalid entry (``-1``, a word) ends it."""
+    out: list[str] = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if item.startswith(("GPU-", "MIG-")):
+            token = item
+        else:
+            digits = re.match(r"\+?(\d+)", item)
+            if digits is None:
+                break  # "-1", "", "none": CUDA stops here
+            token = str(int(digits.group(1)))
+        if token in out:
+            raise ConfigError(f"CUDA_VISIBLE_DEVICES={text!r} names GPU {token} twice; CUDA "
+                              "then shows no GPU at all")
+        out.append(token)
+    return out
+
+
 def _visible_gpus() -> list[str]:
+    """The GPU ids this process may hand out: ``CUDA_VISIBLE_DEVICES`` when set (what the user
+    or the scheduler allowed, kept as written: workers get a subset of it), else every GPU
+    torch sees."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [x.strip() for x in visible.split(",") if x.strip() and x.strip() != "-1"]
+        return _parse_visible(visible)
     try:
         import torch
 
@@ -168,47 +211,100 @@ def _visible_gpus() -> list[str]:
         return []
 
 
+def _devices_per_trial(devices: Any, gpus: list[str]) -> int:
+    """How many devices (processes, under DDP) one trial takes, from ``trainer.devices``.
+
+    ``-1`` takes every visible GPU (one worker); a list of GPU indices must be ``[0, ..., K-1]``
+    because a worker sees only the GPUs it is pinned to, renumbered from 0.
+    """
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text.lstrip("-").isdigit():
+            devices = int(text)
+        elif text == "auto":
+            return 1  # Lightning: all of the worker's devices, i.e. its one GPU or one CPU
+        else:
+            devices = [int(x) for x in text.split(",") if x.strip()] if "," in text else text
+    if isinstance(devices, bool) or not isinstance(devices, (int, list, tuple)):
+        raise ConfigError(f"trainer.devices must be a count, -1, auto or a list of GPU "
+                          f"indices; got {devices!r}")
+    if isinstance(devices, (list, tuple)):
+        if gpus and sorted(int(d) for d in devices) != list(range(len(devices))):
+            raise ConfigError(
+                f"trainer.devices={list(devices)} names GPU indices, but each study worker "
+                f"sees only the GPUs it is pinned to, numbered from 0; write "
+                f"trainer.devices={len(devices)} (and restrict the machine's GPUs with "
+                "CUDA_VISIBLE_DEVICES)")
+        return max(1, len(devices))
+    if devices == -1:
+        return max(1, len(gpus))
+    if devices <= 0:
+        raise ConfigError(f"trainer.devices must be positive, -1 or auto; got {devices}")
+    return devices
+
+
 def plan_workers(spec: StudySpec, workers: int | None = None, *,
                  cores: int | None = None, gpus: list[str] | None = None) -> WorkerPlan:
-    """One worker per visible GPU (or per ``trainer.devices`` GPUs for DDP trials), each pinned
-    with ``CUDA_VISIBLE_DEVICES``; on CPU, ``workers`` processes (default 1) that split the
-    cores: each gets ``cores // (workers * devices)`` threads, because oversubscribed PyTorch
-    processes slow each other down many times over.
+    """Places the workers of a study on this machine's GPUs and cores.
+
+    GPU trainers (``accelerator`` gpu/cuda, or auto with a GPU visible): by default one worker
+    per ``trainer.devices`` visible GPUs, each pinned with ``CUDA_VISIBLE_DEVICES``; with
+    ``workers`` given, worker k takes the next group round-robin, so extra workers share
+    GPUs (noted) and fewer leave GPUs idle (noted). On CPU: ``workers`` processes (default 1).
+    Either way every training process (a DDP trial has ``devices`` of them) gets
+    ``cores // (workers * devices)`` threads, because oversubscribed PyTorch processes slow
+    each other down many times over.
+
+    Args:
+        spec: The study (its ``trainer`` section is read).
+        workers: ``--workers``; ``None`` for the default.
+        cores: Cores to split (default: this process's CPU affinity).
+        gpus: GPU ids to hand out (default: ``CUDA_VISIBLE_DEVICES``, else all torch sees).
 
     Raises:
-        ConfigError: A GPU trainer with no visible GPU, or a bad worker count.
+        ConfigError: A GPU trainer with no visible GPU, a trial needing more GPUs than are
+            visible, or a bad worker count or ``trainer.devices``.
     """
     if workers is not None and workers <= 0:
         raise ConfigError(f"--workers must be a positive integer, got {workers}")
     trainer = spec.config.get("trainer", {})
     acc = str(trainer.get("accelerator", "auto")).lower()
-    devices = trainer.get("devices", 1)
-    per = len(devices) if isinstance(devices, (list, tuple)) else (
-        devices if isinstance(devices, int) and devices > 0 else 1)
     cores = cores or available_cores()
     ids = (gpus if gpus is not None else _visible_gpus()) if acc in ("gpu", "cuda", "auto") \
         else []
     if acc in ("gpu", "cuda") and not ids:
         raise ConfigError(f"trainer.accelerator is {acc} but no GPU is visible; use "
                           "trainer.accelerator=cpu or run on a GPU machine")
-    if ids:
-        count = workers or max(1, len(ids) // per)
-        groups = [",".join(ids[(k * per + j) % len(ids)] for j in range(per))
-                  for k in range(count)]
+    per = _devices_per_trial(trainer.get("devices", 1), ids)
+    if not ids:
+        # CPU (also accelerator auto without a GPU): every DDP rank is a process of its own.
+        count = workers or 1
+        threads = max(1, cores // (count * per))
         note = ""
-        if count * per > len(ids):
-            note = (f"{count} workers x {per} GPU(s) share {len(ids)} visible GPU(s): trials "
-                    "will compete for GPU memory")
-        return WorkerPlan(count, max(1, cores // count), groups, note)
-    count = workers or 1
-    procs = per if acc == "cpu" else 1  # CPU DDP: every rank is a process of its own
-    threads = max(1, cores // (count * procs))
+        if count * per > cores:
+            note = (f"{count * per} training processes on {cores} core(s): each gets one "
+                    "thread and they still compete; use at most --workers "
+                    f"{max(1, cores // per)}")
+        return WorkerPlan(count, threads, [], note)
+    if per > len(ids):
+        raise ConfigError(
+            f"trainer.devices={per} needs {per} GPUs per trial but {len(ids)} are visible "
+            f"({', '.join(ids)}); lower trainer.devices or make more GPUs visible")
+    count = workers or len(ids) // per
+    # Worker k takes the k-th group of `per` GPUs, wrapping round: with more workers than
+    # groups every GPU still gets the same number of workers when the counts divide.
+    groups = [",".join(ids[(k * per + j) % len(ids)] for j in range(per))
+              for k in range(count)]
     note = ""
-    if count * procs > cores:
-        note = (f"{count * procs} training processes on {cores} core(s): each gets one "
-                "thread and they still compete; use at most --workers "
-                f"{max(1, cores // procs)}")
-    return WorkerPlan(count, threads, [], note)
+    if count * per > len(ids):
+        note = (f"{count} workers x {per} GPU(s) share {len(ids)} visible GPU(s): trials "
+                "will compete for GPU memory")
+    elif count * per < len(ids):
+        idle = ids[count * per:]
+        note = (f"{count} worker(s) x {per} GPU(s) leave GPU(s) {', '.join(idle)} idle; "
+                f"--workers {len(ids) // per} would use them")
+    threads = max(1, cores // (count * per))
+    return WorkerPlan(count, threads, groups, note)
 
 
 # ---------------------------------------------------------------------- launcher
