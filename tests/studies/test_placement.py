@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -258,3 +260,132 @@ def test_real_ddp_workers_and_their_ranks_share_one_gpu_group(tiny, tmp_path, mo
         assert r["env"]["CUDA_VISIBLE_DEVICES"] == parent["env"]["CUDA_VISIBLE_DEVICES"]
         assert r["env"]["WORLD_SIZE"] == "2" and r["env"]["SLURM_NTASKS"] is None
         assert r["torch_threads"] == threads == parent["torch_threads"]
+
+
+# ---------------------------------------------------------------------- SLURM array tasks
+SLURM_SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "slurm_study.sh"
+URL = "postgresql+psycopg://me:secret@db-host:5432/rnnbench"
+FAKE = """#!{python}
+# A stand-in for rnnbench: answers --help, records argv and environment of anything else.
+import json, os, sys
+if "--help" in sys.argv:
+    print("usage: rnnbench study worker" + os.environ.get("FAKE_HELP", ""))
+    sys.exit(0)
+with open(os.environ["FAKE_RECORD"], "a") as fh:
+    fh.write(json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ)}}) + "\\n")
+"""
+
+
+def _slurm_task(tmp_path, env: dict[str, str], *args: str, new_cli: bool = True):
+    """Runs the array-task script with a hand-made SLURM environment and a fake rnnbench;
+    returns (completed process, what rnnbench was started with or None)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "rnnbench"
+    fake.write_text(FAKE.format(python=sys.executable))
+    fake.chmod(0o755)
+    record = tmp_path / "record.jsonl"
+    record.unlink(missing_ok=True)
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("SLURM_", "RNNBENCH_", "CUDA_", "OMP_", "MKL_"))}
+    full = {**base, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_RECORD": str(record), "RNNBENCH_STORAGE": URL, "RNNBENCH_STUDY": "s1",
+            "SLURM_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "0", "SLURM_NTASKS": "1",
+            "FAKE_HELP": " (default: $RNNBENCH_STORAGE)" if new_cli else "", **env}
+    full = {k: v for k, v in full.items() if v is not None}
+    proc = subprocess.run(["bash", str(SLURM_SCRIPT), *args], env=full, capture_output=True,
+                          text=True, timeout=60)
+    calls = [json.loads(x) for x in record.read_text().splitlines()] if record.exists() else []
+    assert len(calls) <= 1
+    return proc, (calls[0] if calls else None)
+
+
+@pytest.mark.parametrize(("env", "pinned", "threads"), [
+    ({"CUDA_VISIBLE_DEVICES": "3", "SLURM_CPUS_PER_TASK": "6"}, "3", "6"),
+    ({"CUDA_VISIBLE_DEVICES": "0,1,2,3", "SLURM_LOCALID": "2", "SLURM_CPUS_PER_TASK": "4"},
+     "2", "4"),
+    ({"CUDA_VISIBLE_DEVICES": "4,5,6,7", "SLURM_LOCALID": "1", "SLURM_CPUS_PER_TASK": "8",
+      "RNNBENCH_GPUS_PER_WORKER": "2"}, "6,7", "4"),
+    ({"SLURM_GPUS_ON_NODE": "4", "SLURM_LOCALID": "3", "SLURM_CPUS_PER_TASK": "2"}, "3", "2"),
+    ({"CUDA_VISIBLE_DEVICES": "GPU-aa,GPU-bb", "SLURM_LOCALID": "1"}, "GPU-bb", None),
+    ({"SLURM_CPUS_PER_TASK": "5"}, None, "5"),  # no GPU: a CPU worker on its cores
+])
+def test_slurm_task_pins_its_gpus_and_threads(tmp_path, env, pinned, threads):
+    proc, call = _slurm_task(tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    argv, got = call["argv"], call["env"]
+    assert argv[:4] == ["study", "worker", "--study", "s1"]
+    assert got.get("CUDA_VISIBLE_DEVICES") == pinned
+    if threads:
+        assert argv[argv.index("--threads") + 1] == threads
+        assert got["OMP_NUM_THREADS"] == got["MKL_NUM_THREADS"] == threads
+    else:
+        assert "--threads" not in argv and "OMP_NUM_THREADS" not in got
+    # the password never reaches a command line; Lightning sees no SLURM task layout
+    assert not [a for a in argv if "secret" in a] and got["RNNBENCH_STORAGE"] == URL
+    assert "SLURM_NTASKS" not in got and got["SLURM_JOB_ID"] == "77"
+
+
+def test_slurm_task_refuses_a_share_of_gpus_it_does_not_have(tmp_path):
+    proc, call = _slurm_task(tmp_path, {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_LOCALID": "1",
+                                        "RNNBENCH_GPUS_PER_WORKER": "2"})
+    assert proc.returncode == 2 and call is None
+    assert "needs GPUs 3-4 of the 2 it sees (0 1)" in proc.stderr
+
+
+def test_slurm_task_needs_the_storage_in_its_environment(tmp_path):
+    proc, call = _slurm_task(tmp_path, {"RNNBENCH_STORAGE": None})
+    assert proc.returncode == 2 and call is None and "set RNNBENCH_STORAGE" in proc.stderr
+
+
+def test_slurm_task_passes_the_url_to_an_rnnbench_without_the_variable_and_says_so(tmp_path):
+    proc, call = _slurm_task(tmp_path, {"CUDA_VISIBLE_DEVICES": "1"}, new_cli=False)
+    assert proc.returncode == 0, proc.stderr
+    argv = call["argv"]
+    assert argv[argv.index("--storage") + 1] == URL and "visible to ps" in proc.stderr
+
+
+def test_the_first_slurm_task_launches_the_study_and_the_others_join_it(tmp_path):
+    env = {"RNNBENCH_LAUNCH": "configs/study/jsb_tiny.yaml", "SLURM_ARRAY_TASK_MIN": "4",
+           "CUDA_VISIBLE_DEVICES": "2", "SLURM_CPUS_PER_TASK": "3"}
+    proc, call = _slurm_task(tmp_path, {**env, "SLURM_ARRAY_TASK_ID": "4"},
+                             "study.trials_per_variant=5")
+    assert proc.returncode == 0, proc.stderr
+    assert call["argv"] == ["study", "run", "configs/study/jsb_tiny.yaml", "--workers", "1",
+                            "--no-live", "study.trials_per_variant=5"]
+    assert call["env"]["CUDA_VISIBLE_DEVICES"] == "2"
+    proc, call = _slurm_task(tmp_path, {**env, "SLURM_ARRAY_TASK_ID": "5"})
+    assert call["argv"][:2] == ["study", "worker"]
+
+
+def test_a_slurm_task_runs_the_real_worker_pinned(tiny, tmp_path):
+    # The real `rnnbench study worker` behind the script, on a journal storage, with the
+    # probe recording what the worker process got.
+    from rnnbench.studies.runner import StudyRun
+
+    spec = tiny("study.variants=[gru]", "study.trials_per_variant=1", "study.seeds=0")
+    url = f"journal:{tmp_path / 'study.journal'}"
+    StudyRun.create(spec, url).prepare()
+    bin_dir = tmp_path / "real"
+    bin_dir.mkdir()
+    shim = bin_dir / "rnnbench"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m rnnbench "$@"\n')
+    shim.chmod(0o755)
+    probe = tmp_path / "probe.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CUDA_"))}
+    env.update({
+        "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "RNNBENCH_STORAGE": url,
+        "RNNBENCH_STUDY": spec.name, "RNNBENCH_WAIT": "30",
+        "RNNBENCH_OUTPUT": str(tmp_path / "out"), "RNNBENCH_PROBE": str(probe),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(PROBE_DIR), env.get("PYTHONPATH")) if p),
+        "SLURM_ARRAY_TASK_ID": "1", "SLURM_NTASKS": "1", "SLURM_LOCALID": "1",
+        "SLURM_GPUS_ON_NODE": "2", "SLURM_CPUS_PER_TASK": "1", "WANDB_MODE": "disabled"})
+    proc = subprocess.run(["bash", str(SLURM_SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "done: ran 1 trial(s)" in proc.stdout, proc.stdout
+    (worker,) = [r for r in map(json.loads, probe.read_text().splitlines())
+                 if "worker" in r["argv"] and "--help" not in r["argv"]]
+    assert worker["env"]["CUDA_VISIBLE_DEVICES"] == "1"
+    assert worker["env"]["OMP_NUM_THREADS"] == "1" and worker["torch_threads"] == 1
+    assert worker["env"]["SLURM_NTASKS"] is None
