@@ -22,15 +22,17 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from rnnbench.studies.runner import StudyRun  # here: importing it mid-test takes seconds
+
 from .conftest import ROOT, TINY
 from .netns import Network, PgCluster, why_not
 
 # Trials of a few seconds, so that every fault lands mid-trial; a heartbeat each second and a
-# trial declared lost after 8 s of silence; retries enough that a slow machine's false alarm
+# trial declared lost after 10 s of silence; retries enough that a slow machine's false alarm
 # cannot use a real loss's retry up.
 STUDY = ["data.limit_pieces=40", "trainer.max_epochs=2", "trainer.limit_val_batches=null",
          "study.variants=[lstm, gru]", "study.trials_per_variant=2", "study.seeds=0",
-         "study.heartbeat_interval=1", "study.grace_period=8", "study.retries=3"]
+         "study.heartbeat_interval=1", "study.grace_period=10", "study.retries=3"]
 START = re.compile(r"\] start (\S+) (trial|final seed \d+) #(\d+)$")
 
 
@@ -98,13 +100,14 @@ class Watch:
                 timeout: float = 240.0, avoid: tuple[int, ...] = ()):
         """A trial RUNNING on one of ``hosts`` for ``min_age`` seconds: (study, trial)."""
         wanted = {f"rnb-{h}" for h in hosts}
+        last = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             time.sleep(0.3)
             try:
                 every = self.trials()
-            except Exception:  # noqa: BLE001 - not created yet, or the server restarting
-                self._storage = None
+            except Exception as err:  # noqa: BLE001 - not created yet, or the server restarting
+                self._storage, last = None, err
                 continue
             for study, trials in every.items():
                 for t in trials:
@@ -112,7 +115,8 @@ class Watch:
                             and t.user_attrs.get("worker_host") in wanted
                             and time.time() - t.datetime_start.timestamp() > min_age):
                         return study, t
-        raise AssertionError(f"no trial ran on {hosts} within {timeout} s")
+        raise AssertionError(f"no trial ran on {hosts} within {timeout} s (last storage "
+                             f"error: {last!r})")
 
 
 def _counting(trials: list) -> list:
@@ -191,7 +195,24 @@ def _study(tmp_path, faults) -> dict:
     return {"every": every, "by_study": by_study, "hit": hit, "logs": logs}
 
 
-def test_three_hosts_keep_the_budget_through_a_killed_worker_and_a_cut_link(tmp_path):
+def _cut_until_lost(hosts: Hosts, watch: Watch, host: str, avoid: tuple[int, ...]):
+    """Cuts ``host`` off mid-trial until its trial is declared lost by a sweep from here (what
+    an idle worker on another host does), then reconnects it. Returns (study, trial, swept)."""
+    study, trial = watch.running((host,), avoid=avoid)
+    elsewhere = StudyRun.attach(hosts.url, hosts.name)
+    label = f"{study.split('/')[1]} #{trial.number}:"
+    hosts.net.link(host, up=False)
+    down, swept = time.monotonic(), False
+    try:
+        while not swept and time.monotonic() - down < 30:
+            time.sleep(1.0)
+            swept = any(line.startswith(label) for line in elsewhere.sweep())
+    finally:
+        hosts.net.link(host, up=True)
+    return study, trial, swept
+
+
+def test_three_hosts_keep_the_budget_through_a_killed_worker_and_cut_links(tmp_path):
     def faults(hosts: Hosts, watch: Watch, pg: PgCluster) -> dict:
         # SIGKILL host b's worker mid-trial (the host is gone for good).
         study, killed = watch.running(("b",))
@@ -199,24 +220,37 @@ def test_three_hosts_keep_the_budget_through_a_killed_worker_and_a_cut_link(tmp_
         assert killed.user_attrs["worker_pid"] == worker_b.pid
         worker_b.send_signal(signal.SIGKILL)
         worker_b.wait()
-        # Cut host c off the network for 4 s mid-trial.
-        cut = watch.running(("c",), avoid=(killed._trial_id,))
+        # Cut host c off for 2 s mid-trial: well within the grace period.
+        blip = watch.running(("c",), avoid=(killed._trial_id,))
         hosts.net.link("c", up=False)
-        time.sleep(4.0)
+        time.sleep(2.0)
         hosts.net.link("c", up=True)
-        return {"killed": (study, killed), "cut": cut}
+        # Cut it off again, mid-trial, until that trial is declared lost.
+        *cut, swept = _cut_until_lost(hosts, watch, "c", (killed._trial_id, blip[1]._trial_id))
+        assert swept, "the cut-off trial was never declared lost"
+        return {"killed": (study, killed), "blip": blip, "cut": tuple(cut)}
 
     out = _study(tmp_path, faults)
+    by_study, every = out["by_study"], out["every"]
     study, killed = out["hit"]["killed"]
     # Lost by its silent heartbeat (another host's pid is not ours to probe), then run again
     # with the same parameters.
-    lost = out["by_study"][study][killed.number]
+    lost = by_study[study][killed.number]
     assert lost.state == TrialState.FAIL and lost.user_attrs["fail_kind"] == "lost"
     assert "no heartbeat from worker pid" in lost.user_attrs["fail_reason"]
     assert "rnb-b" in lost.user_attrs["fail_reason"]
-    again = [t for t in out["every"][study] if t.user_attrs.get("retried_from") == killed.number]
-    assert len(again) == 1 and again[0].params == lost.params
-    assert again[0].state.is_finished()
+    again = [t for t in every[study] if t.user_attrs.get("retried_from") == killed.number]
+    assert len(again) == 1 and again[0].params == lost.params and again[0].state.is_finished()
+    # A short cut goes unnoticed: the trial's storage calls wait for the link, it counts once.
+    study, blip = out["hit"]["blip"]
+    assert by_study[study][blip.number].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    # A long one: the trial is lost and run again; the cut-off worker's late writes are
+    # refused, its result discarded, and it goes on with the next trial.
+    study, cut = out["hit"]["cut"]
+    assert by_study[study][cut.number].user_attrs["fail_kind"] == "lost"
+    variant = study.split("/")[1]
+    assert f"fail {variant} trial #{cut.number} (another process declared this trial lost; " \
+        "result discarded)" in out["logs"]
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
