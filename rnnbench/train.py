@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnbench.config import save_config
+from rnnbench.config import ConfigError, save_config
 
 
 # ---------------------------------------------------------------- building
@@ -41,7 +41,14 @@ def build_module(cfg: dict[str, Any], bundle: Any, *, device: Any = None):
         )
     ctx = torch.device(device) if device is not None else contextlib.nullcontext()
     with ctx:
-        return RNNModule(task=bundle.task, task_kwargs=task_kwargs, **model, **cfg["optim"])
+        try:
+            return RNNModule(task=bundle.task, task_kwargs=task_kwargs, **model, **cfg["optim"])
+        except TypeError as err:  # a cell or task given an option it does not take
+            if "unexpected keyword" not in str(err):
+                raise
+            raise ConfigError(
+                f"model.cell_kwargs / task: {err}; cell {model.get('cell')!r} or task "
+                f"{bundle.task!r} does not take that option: remove it") from None
 
 
 def build(cfg: dict[str, Any]):

@@ -58,7 +58,15 @@ def build_data(options: dict[str, Any], seed: int = 0) -> DataBundle:
         return _BUILDERS[name](**options)
     except TypeError as err:
         if "unexpected keyword" in str(err):
-            raise ValueError(f"dataset {name!r}: {err}; remove that option from data:") from err
+            import difflib
+            import inspect
+
+            key = str(err).rsplit("'", 2)[-2] if str(err).count("'") >= 2 else "?"
+            known = [*inspect.signature(_BUILDERS[name]).parameters, *_COMMON]
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown config key data.{key}{hint}: data set {name!r} does not "
+                             f"take it; remove it from data: ({err})") from None
         raise
 
 
