@@ -17,17 +17,22 @@ resumes the study; Ctrl-C stops it cleanly.
 
 examples:
   rnnbench study run configs/study/jsb_tiny.yaml --workers 2
-  rnnbench study run configs/study/jsb_chung2014.yaml study.trials_per_variant=50 \\
-      --storage postgresql+psycopg://user:pw@db-host:5432/rnnbench
+  RNNBENCH_STORAGE=postgresql+psycopg://user:pw@db-host:5432/rnnbench \\
+      rnnbench study run configs/study/jsb_chung2014.yaml study.trials_per_variant=50
 """
 
 WORKER_HELP = """\
 Join a running study from this machine (or a SLURM task): claim waiting trials one at a
 time until the budget of every variant is spent. Pin the GPU with CUDA_VISIBLE_DEVICES.
 
+The storage URL comes from --storage or, better where it holds a password, from the
+environment variable RNNBENCH_STORAGE: a command line is visible to every user of the
+machine (ps) and would be recorded by W&B. Workers started by `rnnbench study run` get it
+that way.
+
 example:
-  CUDA_VISIBLE_DEVICES=0 rnnbench study worker \\
-      --storage postgresql+psycopg://user:pw@db-host:5432/rnnbench --study jsb_chung2014
+  export RNNBENCH_STORAGE=postgresql+psycopg://user:pw@db-host:5432/rnnbench
+  CUDA_VISIBLE_DEVICES=0 rnnbench study worker --study jsb_chung2014
 """
 
 
@@ -52,9 +57,11 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
         # The comparison table beside the published numbers, and the plots.
         from rnnbench.report.cli import report_study
         from rnnbench.report.tables import ReportError
+        from rnnbench.studies.storage import storage_from_env
 
+        storage = args.storage or storage_from_env() or spec.storage
         try:
-            report_study(spec.name, storage=args.storage, folder=spec.output_dir)
+            report_study(spec.name, storage=storage, folder=spec.output_dir)
         except ReportError as err:
             print(f"rnnbench study run: report skipped: {err}", file=sys.stderr)
     return code
@@ -81,8 +88,15 @@ def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
         if threads:
             torch.set_num_threads(threads)
         from rnnbench.studies.runner import HOST, StudyRun, Worker
+        from rnnbench.studies.storage import STORAGE_ENV, storage_from_env
 
-        run = StudyRun.attach(args.storage, args.study, wait_s=args.wait)
+        url = args.storage or storage_from_env()
+        if not url:
+            raise ConfigError(f"no storage: give --storage URL or set {STORAGE_ENV}=URL (the "
+                              "environment keeps a password off the command line)")
+        # Read once: processes this worker starts (W&B, DDP ranks) need not inherit it.
+        os.environ.pop(STORAGE_ENV, None)
+        run = StudyRun.attach(url, args.study, wait_s=args.wait)
     except ConfigError as err:
         raise cli_error(str(err)) from None
     output = Path(args.output) if args.output else run.spec.output_dir
@@ -128,8 +142,10 @@ def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
                    "the cores are split between them")
     r.add_argument("--storage", default=None,
                    help="sqlite:///PATH.db, journal:PATH.journal or postgresql+psycopg://... "
-                   "(default: the study file's, else {logging.dir}/{name}/study.db for one "
-                   "worker and study.journal for several)")
+                   "(default: $RNNBENCH_STORAGE, then the study file's, else "
+                   "{logging.dir}/{name}/study.db for one worker and study.journal for "
+                   "several). Workers get it through their environment, never their command "
+                   "line")
     r.add_argument("--name", default=None, help="study name (default: study.name or the "
                    "file name)")
     r.add_argument("--no-report", action="store_true",
@@ -142,7 +158,9 @@ def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
 
     w = ssub.add_parser("worker", help="join a running study (another machine, SLURM)",
                         description=WORKER_HELP, formatter_class=fmt)
-    w.add_argument("--storage", required=True, help="the study's storage URL")
+    w.add_argument("--storage", default=None,
+                   help="the study's storage URL (default: $RNNBENCH_STORAGE, which keeps a "
+                   "password off the command line)")
     w.add_argument("--study", required=True, help="the study name")
     w.add_argument("--threads", type=int, default=None,
                    help="torch/OpenMP threads (default: OMP_NUM_THREADS or all cores)")

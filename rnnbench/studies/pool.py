@@ -15,7 +15,13 @@ from typing import Any
 from rnnbench.experiment import ConfigError
 from rnnbench.studies.runner import StudyRun, trial_config
 from rnnbench.studies.spec import StudySpec, Variant
-from rnnbench.studies.storage import default_storage_url, parse_storage_url
+from rnnbench.studies.storage import (
+    STORAGE_ENV,
+    StorageURL,
+    default_storage_url,
+    parse_storage_url,
+    storage_from_env,
+)
 
 MAX_METRICS = ("acc", "accuracy", "f1", "auc", "auroc", "precision", "recall")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -145,7 +151,7 @@ class WorkerPlan:
     def env(self, index: int, base: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
         for key in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                    "RNNBENCH_DDP_TRIAL"):
+                    "RNNBENCH_DDP_TRIAL", STORAGE_ENV):
             env.pop(key, None)
         for key in THREAD_VARS:
             env[key] = str(self.threads)
@@ -220,12 +226,21 @@ class _Proc:
     done: bool = False
 
 
-def worker_command(url_text: str, name: str, *, threads: int, index: int,
-                   output: Path) -> list[str]:
-    """The command line of a local worker (the same ``study worker`` a remote node runs)."""
-    return [sys.executable, "-m", "rnnbench", "study", "worker", "--storage", url_text,
+def worker_command(name: str, *, threads: int, index: int, output: Path) -> list[str]:
+    """The command line of a local worker (the same ``study worker`` a remote node runs).
+
+    It carries no storage URL: a command line is readable by every user of the machine and
+    recorded by W&B, and the URL may hold a password. The worker reads it from
+    ``RNNBENCH_STORAGE`` in its environment (see :func:`worker_env`).
+    """
+    return [sys.executable, "-m", "rnnbench", "study", "worker",
             "--study", name, "--threads", str(threads), "--parent-pid", str(os.getpid()),
             "--worker-index", str(index), "--output", str(output)]
+
+
+def worker_env(plan: WorkerPlan, index: int, url: StorageURL) -> dict[str, str]:
+    """The environment of local worker ``index``: the plan's, plus the storage URL."""
+    return {**plan.env(index), STORAGE_ENV: url.text}
 
 
 def _tail(path: Path, lines: int = 12) -> str:
@@ -265,7 +280,7 @@ def launch_study(
     spec = copy.deepcopy(spec)
     plan = plan_workers(spec, workers)
     sizes = preflight(spec)
-    url = parse_storage_url(storage or spec.storage or
+    url = parse_storage_url(storage or storage_from_env() or spec.storage or
                             default_storage_url(spec.output_dir, plan.count))
     run = StudyRun.create(spec, url)
     run.prepare()
@@ -277,8 +292,8 @@ def launch_study(
         f"then {len(spec.seeds)} seed(s) each; metric {spec.metric} ({spec.direction})\n"
         f"storage {url.display}; {plan.count} worker(s), {plan.threads} thread(s) each"
         + (f", GPUs {plan.gpus}" if plan.gpus else "") + f"; logs in {out_dir}"
-        + (f"\nmore workers, from any machine: rnnbench study worker --storage "
-           f"{url.display} --study {spec.name}" if url.kind == "rdb" else ""),
+        + (f"\nmore workers, from any machine: {STORAGE_ENV}={url.display} rnnbench study "
+           f"worker --study {spec.name}" if url.kind == "rdb" else ""),
         highlight=False)
     if plan.note:
         console.print(f"[yellow]note:[/yellow] {plan.note}", highlight=False)
@@ -292,11 +307,10 @@ def launch_study(
         fh = open(log, "a")  # noqa: SIM115 - the child owns it
         fh.write(f"--- worker {index} started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         fh.flush()
-        cmd = worker_command(url.text, spec.name, threads=plan.threads, index=index,
-                             output=out_dir)
+        cmd = worker_command(spec.name, threads=plan.threads, index=index, output=out_dir)
         # A session of its own: Ctrl-C reaches the launcher only, which forwards it once.
         popen = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=plan.env(index),
+                                 stdin=subprocess.DEVNULL, env=worker_env(plan, index, url),
                                  start_new_session=True)
         fh.close()
         return _Proc(index, popen, log)
@@ -365,4 +379,4 @@ def launch_study(
 
 
 __all__ = ["WorkerPlan", "available_cores", "launch_study", "plan_workers", "preflight",
-           "worker_command"]
+           "worker_command", "worker_env"]

@@ -782,11 +782,12 @@ class Worker:
                 except Exception:  # noqa: BLE001 - `study run` re-queues it on the next run
                     pass
                 return out
-            out.reason = f"{type(err).__name__}: {err}".strip()
+            # An error may quote the storage URL (a driver's message): never its password.
+            out.reason = run.url.redact(f"{type(err).__name__}: {err}".strip())
             attrs.update(fail_kind=ERROR, fail_reason=out.reason[:2000])
             try:
                 run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "error.txt").write_text(traceback.format_exc())
+                (run_dir / "error.txt").write_text(run.url.redact(traceback.format_exc()))
             except OSError:
                 pass
         finally:

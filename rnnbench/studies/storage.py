@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from rnnbench.experiment import ConfigError
 
 RDB_DIALECTS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
+# Where workers (and users who keep passwords off command lines) put the storage URL: the
+# launcher hands it to its workers here, never on their command line, which every user of
+# the machine can read (`ps`, /proc/PID/cmdline) and W&B would otherwise record.
+STORAGE_ENV = "RNNBENCH_STORAGE"
+MASK = "***"
 HINT = (
     "use sqlite:///PATH.db (one worker), journal:///PATH.journal (several workers on one "
     "machine) or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (several machines)"
@@ -35,9 +41,12 @@ class StorageURL:
     """
 
     kind: str
-    url: str
+    url: str = field(repr=False)
     path: Path | None
-    text: str
+    text: str = field(repr=False)
+
+    def __repr__(self) -> str:  # a repr in a log or traceback must not carry the password
+        return f"StorageURL(kind={self.kind!r}, display={self.display!r})"
 
     @property
     def display(self) -> str:
@@ -45,13 +54,55 @@ class StorageURL:
         return mask_password(self.text)
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The password of the URL as written and URL-decoded (empty without one)."""
+        return _secrets(self.text)
+
+    def redact(self, text: str) -> str:
+        """``text`` (an error message, a traceback) with this URL's password masked."""
+        return redact(text, self.text)
+
+    @property
     def heartbeat_native(self) -> bool:
         """Whether Optuna's own heartbeat table is available (every RDB, SQLite included)."""
         return self.kind in ("sqlite", "rdb")
 
 
+# SQLAlchemy's URL grammar: ``scheme://user:password@host``, where the password runs to the
+# last ``@`` before the host (it may hold ``:`` and ``/``, not ``@``).
+_USERINFO = re.compile(r"(?P<head>[\w+.-]+://[^:/@\s]*):(?P<password>[^@\s]*)@")
+_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<password>[^&\s]*)",
+                           re.IGNORECASE)
+
+
 def mask_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """``url`` (or any text holding URLs) with passwords replaced by ``***``: the userinfo
+    password and ``password=`` query parameters."""
+    url = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", url)
+    return _QUERY_SECRET.sub(lambda m: m["head"] + MASK, url)
+
+
+def _secrets(url: str) -> tuple[str, ...]:
+    found = [m["password"] for m in _USERINFO.finditer(url)]
+    found += [m["password"] for m in _QUERY_SECRET.finditer(url)]
+    found += [unquote(x) for x in found]
+    return tuple(sorted({x for x in found if x and x != MASK}, key=len, reverse=True))
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """``text`` with URL passwords masked, and every occurrence of ``url``'s password too (a
+    driver's error message may quote it outside any URL). Passwords under 4 characters are
+    masked inside URLs only: replacing every such string would garble the text."""
+    text = mask_password(str(text))
+    for secret in _secrets(url or ""):
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def storage_from_env() -> str | None:
+    """The storage URL in ``RNNBENCH_STORAGE``, if set."""
+    return os.environ.get(STORAGE_ENV, "").strip() or None
 
 
 def parse_storage_url(text: str) -> StorageURL:
@@ -130,7 +181,7 @@ def _connect_error(parsed: StorageURL, err: BaseException) -> StorageError:
     parts = urlsplit(parsed.text)
     where = f"{parts.hostname or 'localhost'}:{parts.port or 'default port'}"
     detail = str(getattr(err, "orig", None) or err).strip().splitlines()
-    reason = detail[0] if detail else type(err).__name__
+    reason = parsed.redact(detail[0]) if detail else type(err).__name__
     return StorageError(
         f"cannot connect to the study storage {parsed.display} at {where}: {reason}. Is the "
         "database server running and reachable, and are the user, password and database "
@@ -224,5 +275,5 @@ def open_storage(
         raise _connect_error(parsed, err) from None
 
 
-__all__ = ["StorageError", "StorageURL", "default_storage_url", "mask_password",
-           "open_storage", "parse_storage_url"]
+__all__ = ["STORAGE_ENV", "StorageError", "StorageURL", "default_storage_url", "mask_password",
+           "open_storage", "parse_storage_url", "redact", "storage_from_env"]

@@ -13,6 +13,16 @@ from urllib.parse import urlsplit
 from rnnbench.experiment import ConfigError
 
 WANDB_KEYS = ("project", "entity", "mode", "dir", "tags", "notes")
+# What a run must not record: the process's command line (``rnnbench study worker --storage
+# URL`` typed by a user carries the storage password) and the rest of the system metadata
+# (git remote URLs may carry tokens); no code or git state either. The run's config, metrics
+# and console output are what W&B is for.
+PRIVACY_SETTINGS: dict[str, Any] = {
+    "x_disable_meta": True,  # no wandb-metadata.json: no args, program, git, host facts
+    "disable_git": True,
+    "disable_code": True,
+    "save_code": False,
+}
 MODES = ("online", "offline", "disabled")
 
 
@@ -126,7 +136,7 @@ def make_wandb_logger(
         "mode": mode,
         # Offline, wandb makes no network calls; online, a dead network fails after this
         # many seconds instead of hanging a worker.
-        "settings": wandb.Settings(init_timeout=120, silent=True),
+        "settings": wandb.Settings(init_timeout=120, silent=True, **PRIVACY_SETTINGS),
         "reinit": "finish_previous",
     }
     return WandbLogger(
