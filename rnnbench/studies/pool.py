@@ -18,8 +18,8 @@ from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import (
     STORAGE_ENV,
     StorageURL,
+    check_storage,
     default_storage_url,
-    parse_storage_url,
     storage_from_env,
 )
 
@@ -279,9 +279,10 @@ def launch_study(
             console = Console(width=max(console.width, 140))
     spec = copy.deepcopy(spec)
     plan = plan_workers(spec, workers)
+    # A storage mistake (no driver, an unwritable path) fails before the slow pre-flight.
+    url = check_storage(storage or storage_from_env() or spec.storage or
+                        default_storage_url(spec.output_dir, plan.count))
     sizes = preflight(spec)
-    url = parse_storage_url(storage or storage_from_env() or spec.storage or
-                            default_storage_url(spec.output_dir, plan.count))
     run = StudyRun.create(spec, url)
     run.prepare()
     out_dir = spec.output_dir

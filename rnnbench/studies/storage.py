@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import warnings
@@ -178,10 +179,15 @@ def default_storage_url(output_dir: str | Path, workers: int) -> str:
 
 
 def _connect_error(parsed: StorageURL, err: BaseException) -> StorageError:
-    parts = urlsplit(parsed.text)
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 'default port'}"
     detail = str(getattr(err, "orig", None) or err).strip().splitlines()
     reason = parsed.redact(detail[0]) if detail else type(err).__name__
+    if parsed.kind == "sqlite":  # a file, not a server
+        return StorageError(
+            f"cannot open the SQLite study storage {parsed.path}: {reason}. Check that its "
+            "folder is writable and that the file, if it exists, is an SQLite database"
+        )
+    parts = urlsplit(parsed.text)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 'default port'}"
     return StorageError(
         f"cannot connect to the study storage {parsed.display} at {where}: {reason}. Is the "
         "database server running and reachable, and are the user, password and database "
@@ -189,6 +195,88 @@ def _connect_error(parsed: StorageURL, err: BaseException) -> StorageError:
     )
 
 
+def _driver_error(parsed: StorageURL) -> StorageError:
+    return StorageError(
+        f"the database driver for {parsed.display} is not installed: install it with "
+        'pip install "rnnbench[postgres]" (psycopg 3) and use a postgresql+psycopg:// URL'
+        if parsed.text.startswith("postgres") else
+        f"the database driver for {parsed.display} is not installed (SQLAlchemy names it "
+        "in the URL after '+'); install it, or use PostgreSQL with "
+        'pip install "rnnbench[postgres]"'
+    )
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_storage(url: str | StorageURL) -> StorageURL:
+    """Checks what can be checked without writing anything: the database driver of a server
+    URL, and that the folder of a storage file is (or can be made) a writable folder.
+
+    Raises:
+        StorageError: What is wrong, in one paragraph.
+    """
+    parsed = url if isinstance(url, StorageURL) else parse_storage_url(url)
+    if parsed.kind == "rdb":
+        scheme = parsed.text.split("://", 1)[0]
+        if scheme.startswith("postgresql"):  # PostgreSQL drivers are named as their modules
+            driver = scheme.split("+", 1)[1] if "+" in scheme else "psycopg2"
+            if not _has_module(driver):
+                raise _driver_error(parsed)
+        return parsed  # other servers' drivers are found (or not) when the storage opens
+    path = parsed.path
+    assert path is not None
+    if path.exists():
+        if path.is_dir():
+            example = path / ("study.journal" if parsed.kind == "journal" else "study.db")
+            raise StorageError(f"storage file {path} is a folder; name a file in it, e.g. "
+                               f"{example}")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StorageError(f"storage file {path} cannot be read and written by this user")
+        return parsed
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise StorageError(f"cannot create storage file {path}: {folder} is a file, not a "
+                           "folder; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot create storage file {path}: {folder} is not writable by "
+                           "this user; choose another path")
+    return parsed
+
+
+def check_journal(path: Path) -> None:
+    """Refuses a journal file Optuna would fail on (or silently misread): every complete line
+    must be one JSON journal record. An unfinished last line is a write in progress and is
+    left to Optuna.
+
+    Raises:
+        StorageError: Names the file and the first bad line.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise StorageError(f"cannot read the journal file {path}: {err.strerror or err}") \
+            from None
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines[:-1], start=1):  # lines[-1]: after the last newline
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            shown = line[:60].decode("utf-8", errors="replace")
+            raise StorageError(
+                f"journal file {path}, line {number} is not an Optuna journal record "
+                f"({shown!r}{'...' if len(line) > 60 else ''}): the file is damaged (a write "
+                "cut short in the middle) or not a study journal. Keep a copy, then delete "
+                f"that line to resume, or start the study in a new file"
+            )
 def _serialize_sqlite(engine: Any) -> None:
     """Makes every SQLite transaction ``BEGIN IMMEDIATE``.
 
@@ -233,14 +321,33 @@ def open_storage(
 
     parsed = url if isinstance(url, StorageURL) else parse_storage_url(url)
     if parsed.path is not None:
-        if create:
-            parsed.path.parent.mkdir(parents=True, exist_ok=True)
-        elif not parsed.path.exists():
+        if not create and not parsed.path.exists():
             raise StorageError(f"storage file {parsed.path} does not exist")
+        check_storage(parsed)
+        if create:
+            try:
+                parsed.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StorageError(f"cannot create the folder {parsed.path.parent} for the "
+                                   f"storage file {parsed.path}: {err.strerror or err}; "
+                                   "choose a path on a writable disk") from None
+    elif parsed.kind == "rdb":
+        check_storage(parsed)
     if parsed.kind == "journal":
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(parsed.path)))
+        if parsed.path.exists():
+            check_journal(parsed.path)
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(parsed.path)))
+        except OSError as err:
+            raise StorageError(f"cannot open the journal file {parsed.path}: "
+                               f"{err.strerror or err}") from None
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            # Well-formed records that do not replay (e.g. a trial of an unknown study).
+            raise StorageError(f"journal file {parsed.path} cannot be replayed "
+                               f"({type(err).__name__}: {err}); it is damaged or was not "
+                               "written by Optuna") from None
     import sqlalchemy.exc
 
     engine_kwargs: dict[str, Any] = {}
@@ -261,12 +368,8 @@ def open_storage(
         if parsed.kind == "sqlite":
             _serialize_sqlite(storage.engine)
         return storage
-    except ModuleNotFoundError as err:
-        raise StorageError(
-            f"the database driver {err.name!r} for {parsed.display} is not installed; for "
-            "PostgreSQL install psycopg 3 (pip install 'rnnbench[postgres]') and use a "
-            "postgresql+psycopg:// URL"
-        ) from None
+    except ImportError:
+        raise _driver_error(parsed) from None
     except sqlalchemy.exc.ArgumentError as err:
         raise StorageError(f"storage URL {parsed.display} is malformed ({err}); {HINT}") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
@@ -275,5 +378,6 @@ def open_storage(
         raise _connect_error(parsed, err) from None
 
 
-__all__ = ["STORAGE_ENV", "StorageError", "StorageURL", "default_storage_url", "mask_password",
-           "open_storage", "parse_storage_url", "redact", "storage_from_env"]
+__all__ = ["STORAGE_ENV", "StorageError", "StorageURL", "check_journal", "check_storage",
+           "default_storage_url", "mask_password", "open_storage", "parse_storage_url", "redact",
+           "storage_from_env"]
