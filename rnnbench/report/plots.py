@@ -142,7 +142,7 @@ def _importances(run: Any, variant: Any) -> tuple[dict[str, float] | None, str |
     import optuna
     from optuna.trial import TrialState
 
-    from rnnbench.studies.runner import SEARCH
+    from rnnbench.studies.trials import SEARCH
 
     study = run.study(variant, SEARCH)
     done = [t for t in run.trials(variant, SEARCH) if t.state == TrialState.COMPLETE]

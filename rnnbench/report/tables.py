@@ -47,7 +47,7 @@ def _storage_files(folder: Path) -> list[Path]:
 
 def _studies_in(storage: Any) -> dict[str, dict[str, Any]]:
     """``{name: stored spec}`` of every rnnbench study (root studies) in an open storage."""
-    from rnnbench.studies.runner import SPEC_ATTR
+    from rnnbench.studies.ledger import SPEC_ATTR
 
     return {s.study_name: s.user_attrs[SPEC_ATTR] for s in storage.get_all_studies()
             if SPEC_ATTR in s.user_attrs}
@@ -76,7 +76,7 @@ def open_source(study: str, *, storage: str | None = None, folder: str | Path | 
             cannot be opened.
     """
     from rnnbench.experiment import ConfigError
-    from rnnbench.studies.runner import StudyRun
+    from rnnbench.studies.ledger import StudyRun
     from rnnbench.studies.storage import default_storage_url, open_storage, parse_storage_url
 
     name: str | None = study
@@ -132,7 +132,7 @@ def open_source(study: str, *, storage: str | None = None, folder: str | Path | 
 
 def _sizes(run: Any) -> dict[str, dict[str, Any]]:
     """Size of each variant read from any of its trials (collect() reads the best one)."""
-    from rnnbench.studies.runner import FINAL, SEARCH
+    from rnnbench.studies.trials import FINAL, SEARCH
 
     out: dict[str, dict[str, Any]] = {}
     for v in run.spec.variants:

@@ -70,7 +70,7 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
 def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
     if os.environ.get("LOCAL_RANK", "0") not in ("", "0") and \
             "RNNBENCH_DDP_TRIAL" in os.environ:
-        from rnnbench.studies.runner import run_ddp_rank
+        from rnnbench.studies.worker import run_ddp_rank
 
         return run_ddp_rank()
     threads = args.threads or int(os.environ.get("RNNBENCH_WORKER_THREADS", "0") or 0)
@@ -87,8 +87,9 @@ def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
 
         if threads:
             torch.set_num_threads(threads)
-        from rnnbench.studies.runner import HOST, StudyRun, Worker
+        from rnnbench.studies.ledger import HOST, StudyRun
         from rnnbench.studies.storage import STORAGE_ENV, storage_from_env
+        from rnnbench.studies.worker import Worker
 
         url = args.storage or storage_from_env()
         if not url:

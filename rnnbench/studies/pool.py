@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.experiment import ConfigError
-from rnnbench.studies.runner import StudyRun, trial_config
+from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import (
     STORAGE_ENV,
@@ -22,6 +22,7 @@ from rnnbench.studies.storage import (
     default_storage_url,
     storage_from_env,
 )
+from rnnbench.studies.trials import trial_config
 
 MAX_METRICS = ("acc", "accuracy", "f1", "auc", "auroc", "precision", "recall")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",

@@ -11,7 +11,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from rnnbench.studies.runner import FINAL, RESULTS_ATTR, SEARCH, StudyRun
+from rnnbench.studies.ledger import RESULTS_ATTR, StudyRun
+from rnnbench.studies.trials import FINAL, SEARCH
 
 RESULTS_VERSION = 1
 TRIAL_COLUMNS = (

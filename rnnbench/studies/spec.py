@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.experiment import ConfigError, load_config
+from rnnbench.studies.samplers import make_pruner, make_sampler
 from rnnbench.studies.space import SearchSpace, build_space, get_path
 
 STUDY_KEYS = (
@@ -484,8 +485,6 @@ def parse_study(
                 f"variant {v.name} searches model.hidden_size but model.param_budget is set, "
                 "which would override it; search one of them"
             )
-    from rnnbench.studies.runner import make_pruner, make_sampler
-
     make_sampler(spec, variants[0], 0)  # unknown sampler/pruner options fail here, not later
     make_pruner(spec)
     return spec

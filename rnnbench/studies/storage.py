@@ -299,6 +299,54 @@ def _serialize_sqlite(engine: Any) -> None:
     engine.dispose()  # connections made before the hooks existed
 
 
+def _open_journal(parsed: StorageURL) -> Any:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    assert parsed.path is not None
+    if parsed.path.exists():
+        check_journal(parsed.path)
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(parsed.path)))
+    except OSError as err:
+        raise StorageError(f"cannot open the journal file {parsed.path}: "
+                           f"{err.strerror or err}") from None
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        # Well-formed records that do not replay (e.g. a trial of an unknown study).
+        raise StorageError(f"journal file {parsed.path} cannot be replayed "
+                           f"({type(err).__name__}: {err}); it is damaged or was not "
+                           "written by Optuna") from None
+
+
+def _open_rdb(parsed: StorageURL, heartbeat: dict[str, int]) -> Any:
+    import optuna
+    import sqlalchemy.exc
+
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.kind == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+        if parsed.text.startswith(("postgresql", "mysql", "mariadb")):
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.x
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(parsed.url, engine_kwargs=engine_kwargs,
+                                                 **heartbeat)
+        if parsed.kind == "sqlite":
+            _serialize_sqlite(storage.engine)
+        return storage
+    except ImportError:
+        raise _driver_error(parsed) from None
+    except sqlalchemy.exc.ArgumentError as err:
+        raise StorageError(f"storage URL {parsed.display} is malformed ({err}); {HINT}") from None
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
+        raise _connect_error(parsed, err) from None
+    except sqlalchemy.exc.DBAPIError as err:
+        raise _connect_error(parsed, err) from None
+
+
 def open_storage(
     url: str | StorageURL,
     *,
@@ -315,67 +363,27 @@ def open_storage(
         create: Create the parent folder of a file storage.
 
     Raises:
-        StorageError: Bad URL, missing database driver, or an unreachable server.
+        StorageError: Bad URL, missing database driver, an unwritable or damaged file, or an
+            unreachable server; nothing is written then.
     """
-    import optuna
-
     parsed = url if isinstance(url, StorageURL) else parse_storage_url(url)
-    if parsed.path is not None:
-        if not create and not parsed.path.exists():
-            raise StorageError(f"storage file {parsed.path} does not exist")
-        check_storage(parsed)
-        if create:
-            try:
-                parsed.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise StorageError(f"cannot create the folder {parsed.path.parent} for the "
-                                   f"storage file {parsed.path}: {err.strerror or err}; "
-                                   "choose a path on a writable disk") from None
-    elif parsed.kind == "rdb":
-        check_storage(parsed)
-    if parsed.kind == "journal":
-        from optuna.storages.journal import JournalFileBackend
-
-        if parsed.path.exists():
-            check_journal(parsed.path)
+    if parsed.path is not None and not create and not parsed.path.exists():
+        raise StorageError(f"storage file {parsed.path} does not exist")
+    check_storage(parsed)
+    if parsed.path is not None and create:
         try:
-            return optuna.storages.JournalStorage(JournalFileBackend(str(parsed.path)))
+            parsed.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StorageError(f"cannot open the journal file {parsed.path}: "
-                               f"{err.strerror or err}") from None
-        except (ValueError, KeyError, TypeError, IndexError) as err:
-            # Well-formed records that do not replay (e.g. a trial of an unknown study).
-            raise StorageError(f"journal file {parsed.path} cannot be replayed "
-                               f"({type(err).__name__}: {err}); it is damaged or was not "
-                               "written by Optuna") from None
-    import sqlalchemy.exc
-
-    engine_kwargs: dict[str, Any] = {}
-    if parsed.kind == "sqlite":
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
-        if parsed.text.startswith(("postgresql", "mysql", "mariadb")):
-            engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    hb = {}
+            raise StorageError(f"cannot create the folder {parsed.path.parent} for the "
+                               f"storage file {parsed.path}: {err.strerror or err}; "
+                               "choose a path on a writable disk") from None
+    if parsed.kind == "journal":
+        return _open_journal(parsed)
+    heartbeat = {}
     if heartbeat_interval:
-        hb = {"heartbeat_interval": int(heartbeat_interval),
-              "grace_period": int(grace_period or 4 * heartbeat_interval)}
-    try:
-        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.x
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(parsed.url, engine_kwargs=engine_kwargs, **hb)
-        if parsed.kind == "sqlite":
-            _serialize_sqlite(storage.engine)
-        return storage
-    except ImportError:
-        raise _driver_error(parsed) from None
-    except sqlalchemy.exc.ArgumentError as err:
-        raise StorageError(f"storage URL {parsed.display} is malformed ({err}); {HINT}") from None
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
-        raise _connect_error(parsed, err) from None
-    except sqlalchemy.exc.DBAPIError as err:
-        raise _connect_error(parsed, err) from None
+        heartbeat = {"heartbeat_interval": int(heartbeat_interval),
+                     "grace_period": int(grace_period or 4 * heartbeat_interval)}
+    return _open_rdb(parsed, heartbeat)
 
 
 __all__ = ["STORAGE_ENV", "StorageError", "StorageURL", "check_journal", "check_storage",

@@ -11,7 +11,9 @@ import pytest
 from optuna.trial import TrialState
 
 from rnnbench.experiment import ConfigError
-from rnnbench.studies.runner import FINAL, HEARTBEAT_ATTR, SEARCH, StudyRun, Worker
+from rnnbench.studies.ledger import HEARTBEAT_ATTR, StudyRun
+from rnnbench.studies.trials import FINAL, SEARCH
+from rnnbench.studies.worker import Worker
 
 
 def _spec(tiny, *overrides):

@@ -9,9 +9,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.pool import preflight
 from rnnbench.studies.results import collect, results_table, write_results
-from rnnbench.studies.runner import FINAL, SEARCH, StudyRun, Worker, trial_config
+from rnnbench.studies.trials import FINAL, SEARCH, trial_config
+from rnnbench.studies.worker import Worker
 
 
 def _run_all(spec, tmp_path, url=None):
