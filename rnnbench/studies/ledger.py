@@ -26,6 +26,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from rnnbench._private import stale_trial_ids
 from rnnbench.experiment import ConfigError
 from rnnbench.studies.samplers import make_pruner
 from rnnbench.studies.spec import StudySpec, Variant
@@ -118,10 +119,14 @@ class StudyRun:
 
     def __init__(self, spec: StudySpec, storage: Any, url: StorageURL) -> None:
         self.spec = spec
-        # One shared wrapper (an RDB gets Optuna's trial cache) for the studies and for us.
-        self.storage = storage = optuna.storages.get_storage(storage)
+        # The storage itself takes our direct writes; each Study wraps an RDB storage in
+        # Optuna's trial cache for reads, which re-reads every unfinished trial, so writes
+        # made here are seen there.
+        self.storage = storage
         self.url = url
         self.studies: dict[str, tuple[optuna.Study, optuna.Study]] = {}
+        self._study_ids: dict[str, int] = {}
+        self._trial_ids: dict[tuple[int, int], int] = {}  # (study id, number) -> trial id
         pruner = make_pruner(spec)
         for v in spec.variants:
             search = optuna.load_study(study_name=self.study_name(v, SEARCH), storage=storage,
@@ -140,8 +145,21 @@ class StudyRun:
 
     def trials(self, variant: Variant, kind: str, states=None) -> list[FrozenTrial]:
         study = self.study(variant, kind)
-        return sorted(self.storage.get_all_trials(study._study_id, deepcopy=False,
-                                                  states=states), key=lambda t: t.number)
+        return sorted(study.get_trials(deepcopy=False, states=states), key=lambda t: t.number)
+
+    def study_id(self, study: optuna.Study) -> int:
+        """The storage's id of ``study`` (what the storage API takes)."""
+        if study.study_name not in self._study_ids:
+            self._study_ids[study.study_name] = \
+                self.storage.get_study_id_from_name(study.study_name)
+        return self._study_ids[study.study_name]
+
+    def trial_id(self, study: optuna.Study, number: int) -> int:
+        """The storage's id of trial ``number`` of ``study`` (ids never change: cached)."""
+        key = (self.study_id(study), number)
+        if key not in self._trial_ids:
+            self._trial_ids[key] = self.storage.get_trial_id_from_study_id_trial_number(*key)
+        return self._trial_ids[key]
 
     def tally(self, variant: Variant, kind: str) -> Tally:
         return tally(self.trials(variant, kind), retries=self.spec.retries,
@@ -349,21 +367,27 @@ class StudyRun:
                 running = self.trials(v, kind, states=(TrialState.RUNNING,))
                 if not running:
                     continue
-                stale = set()
-                if self.url.heartbeat_native and hasattr(self.storage, "_get_stale_trial_ids"):
-                    try:
-                        stale = set(self.storage._get_stale_trial_ids(study._study_id))
-                    except Exception:  # noqa: BLE001 - a sweep must never stop a worker
-                        stale = set()
+                stale = self._stale_numbers(study)
                 for t in running:
                     reason = self._lost_reason(t, now, stale, dead)
                     if reason is None:
                         continue
                     how = INTERRUPTED if interrupted and t.user_attrs.get("worker_pid") in dead \
                         else LOST
-                    if self.fail_and_requeue(study, t._trial_id, kind=how, reason=reason):
+                    if self.fail_and_requeue(study, self.trial_id(study, t.number), kind=how,
+                                             reason=reason):
                         out.append(f"{v.name} #{t.number}: {reason}")
         return out
+
+    def _stale_numbers(self, study: optuna.Study) -> set[int]:
+        """Numbers of the trials of ``study`` whose Optuna heartbeat is stale (RDB only)."""
+        if not self.url.heartbeat_native:
+            return set()
+        try:
+            ids = stale_trial_ids(self.storage, self.study_id(study))
+            return {self.storage.get_trial_number_from_id(i) for i in ids}
+        except Exception:  # noqa: BLE001 - a sweep must never stop a worker
+            return set()
 
     def _lost_reason(self, t: FrozenTrial, now: float, stale: set[int],
                      dead: set[int]) -> str | None:
@@ -374,7 +398,7 @@ class StudyRun:
             if pid in dead or not alive(int(pid), t.user_attrs.get("worker_start")):
                 return f"{who} died while running it (killed or crashed)"
             return None
-        if t._trial_id in stale:
+        if t.number in stale:
             return f"no heartbeat from {who} for over {self.spec.grace_period} s"
         beat = t.system_attrs.get(HEARTBEAT_ATTR)
         started = t.datetime_start.timestamp() if t.datetime_start else now

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from rnnbench._private import WANDB_NO_METADATA
 from rnnbench.experiment import ConfigError
 
 WANDB_KEYS = ("project", "entity", "mode", "dir", "tags", "notes")
@@ -18,7 +19,7 @@ WANDB_KEYS = ("project", "entity", "mode", "dir", "tags", "notes")
 # (git remote URLs may carry tokens); no code or git state either. The run's config, metrics
 # and console output are what W&B is for.
 PRIVACY_SETTINGS: dict[str, Any] = {
-    "x_disable_meta": True,  # no wandb-metadata.json: no args, program, git, host facts
+    **WANDB_NO_METADATA,  # no wandb-metadata.json: no args, program, git, host facts
     "disable_git": True,
     "disable_code": True,
     "save_code": False,
@@ -193,7 +194,7 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
     """
     import json
 
-    from wandb.proto import wandb_internal_pb2 as pb
+    from wandb.proto import wandb_internal_pb2 as pb  # private: see rnnbench/_private.py
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:

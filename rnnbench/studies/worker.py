@@ -143,10 +143,12 @@ class Worker:
 
     def _claim_in(self, v: Variant, kind: str):
         run = self.run
+        study = run.study(v, kind)
         for t in run.trials(v, kind, states=(TrialState.WAITING,)):
+            tid = run.trial_id(study, t.number)
             try:
-                if run.storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                    return v, kind, run.study(v, kind), run.storage.get_trial(t._trial_id)
+                if run.storage.set_trial_state_values(tid, TrialState.RUNNING):
+                    return v, kind, study, run.storage.get_trial(tid)
             except UpdateFinishedTrialError:
                 continue
         return None
@@ -156,7 +158,7 @@ class Worker:
                   frozen: FrozenTrial) -> TrialOutcome:
         """Trains one claimed trial and records its outcome in the storage."""
         run, spec, storage = self.run, self.run.spec, self.run.storage
-        tid, number = frozen._trial_id, frozen.number
+        tid, number = run.trial_id(study, frozen.number), frozen.number
         for key, value in (("worker_host", HOST), ("worker_pid", os.getpid()),
                            ("worker_start", proc_start(os.getpid())),
                            ("worker_id", self.worker_id)):
@@ -165,41 +167,42 @@ class Worker:
         label = f"{variant.name} {what} #{number}"
         self.log(f"start {label}")
         with Heartbeat(run, tid):
-            outcome = self._train(variant, kind, study, frozen)
+            outcome = self._train(variant, kind, study, frozen, tid)
         self.log(f"{outcome.state.lower()} {label}" + (
             f": {spec.metric} = {outcome.value:.6g}" if outcome.value is not None else "")
             + (f" ({outcome.reason})" if outcome.reason else ""))
         return outcome
 
-    def _finish(self, study, trial, outcome: TrialOutcome, attrs: dict[str, Any]) -> TrialOutcome:
+    def _finish(self, study: optuna.Study, tid: int, outcome: TrialOutcome,
+                attrs: dict[str, Any]) -> TrialOutcome:
         storage = self.run.storage
         try:
             for key, value in attrs.items():
-                storage.set_trial_user_attr(trial._trial_id, key, value)
+                storage.set_trial_user_attr(tid, key, value)
             if outcome.state == "COMPLETE":
-                study.tell(trial, outcome.value)
+                study.tell(outcome.number, outcome.value)
             else:
-                study.tell(trial, state=TrialState[outcome.state])
+                study.tell(outcome.number, state=TrialState[outcome.state])
         except UpdateFinishedTrialError:
             outcome.reason = "another process declared this trial lost; result discarded"
         return outcome
 
     def _train(self, variant: Variant, kind: str, study: optuna.Study,
-               frozen: FrozenTrial) -> TrialOutcome:
+               frozen: FrozenTrial, tid: int) -> TrialOutcome:
         """Runs one claimed trial to its outcome, which is recorded however training ends:
         complete, pruned, non-finite, an error, or interrupted (then queued again)."""
         from rnnbench.module import NonFiniteLossError
         from rnnbench.studies.pruning import NonFiniteMetricError
 
         spec = self.run.spec
-        tid, number = frozen._trial_id, frozen.number
+        number = frozen.number
         out = TrialOutcome(variant.name, kind, number, "FAIL")
         seed = int(frozen.user_attrs.get("seed", spec.config.get("seed", 0) or 0))
         if kind == FINAL:
-            refused = self._pin_best(variant, frozen)
+            refused = self._pin_best(variant, frozen, tid)
             if refused:
                 out.reason = refused
-                return self._finish(study, optuna.Trial(study, tid), out,
+                return self._finish(study, tid, out,
                                     {"fail_kind": NO_BEST, "fail_reason": out.reason})
             study.sampler = optuna.samplers.RandomSampler(seed=seed)
         else:
@@ -212,7 +215,7 @@ class Worker:
         interrupted = False
         env_before = dict(os.environ)
         try:
-            self._score(*self._fit(trial, variant, kind, seed, run_dir), out, attrs)
+            self._score(*self._fit(trial, tid, variant, kind, seed, run_dir), out, attrs)
         except optuna.TrialPruned as err:
             out.state, out.reason = "PRUNED", str(err)
             attrs["prune_reason"] = str(err)
@@ -229,7 +232,7 @@ class Worker:
                 wandb.finish()
                 self._wandb = None
             _restore_env(env_before)
-        self._finish(study, trial, out, attrs)
+        self._finish(study, tid, out, attrs)
         if interrupted:
             try:
                 self.run.requeue(study, self.run.storage.get_trial(tid))
@@ -237,7 +240,7 @@ class Worker:
                 pass
         return out
 
-    def _pin_best(self, variant: Variant, frozen: FrozenTrial) -> str | None:
+    def _pin_best(self, variant: Variant, frozen: FrozenTrial, tid: int) -> str | None:
         """Gives a final re-run the parameters of its variant's best search trial (once);
         returns why it cannot when no search trial completed."""
         if frozen.params or "fixed_params" in frozen.system_attrs:
@@ -246,19 +249,19 @@ class Worker:
         if counts.best is None:
             return (f"no search trial of {variant.name} completed ({counts.failed} failed, "
                     f"{counts.pruned} pruned): nothing to re-run")
-        storage, tid = self.run.storage, frozen._trial_id
+        storage = self.run.storage
         storage.set_trial_system_attr(tid, "fixed_params", dict(counts.best.params))
         storage.set_trial_user_attr(tid, "source_trial", counts.best.number)
         return None
 
-    def _fit(self, trial: optuna.Trial, variant: Variant, kind: str, seed: int,
+    def _fit(self, trial: optuna.Trial, tid: int, variant: Variant, kind: str, seed: int,
              run_dir: Path) -> tuple[Any, Any]:
         """Samples the trial's values and trains its config; returns ``(result, pruning)``."""
         from rnnbench.experiment import run as run_experiment
         from rnnbench.studies.pruning import PruningCallback
 
         run, spec, storage = self.run, self.run.spec, self.run.storage
-        tid, number = trial._trial_id, trial.number
+        number = trial.number
         values = spec.space_for(variant).suggest(trial)
         cfg = trial_config(spec, variant, values, seed=seed, kind=kind)
         storage.set_trial_user_attr(tid, "run_dir", str(run_dir))

@@ -44,7 +44,8 @@ def _running_trial(url: str, timeout: float = 120.0):
         except Exception:  # noqa: BLE001 - not created yet
             continue
         for s in storage.get_all_studies():
-            for t in storage.get_all_trials(s._study_id, states=(TrialState.RUNNING,)):
+            sid = storage.get_study_id_from_name(s.study_name)
+            for t in storage.get_all_trials(sid, states=(TrialState.RUNNING,)):
                 if t.user_attrs.get("worker_pid") and \
                         time.time() - t.datetime_start.timestamp() > 1.0:
                     return s.study_name, t

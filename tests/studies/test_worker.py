@@ -103,7 +103,7 @@ def test_pruning_callback_stops_a_manual_optimisation_run(tiny, tmp_path):
     callback = PruningCallback(trial, "val/nll")
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
         run_experiment(cfg, callbacks=[callback], test=False, run_dir=tmp_path / "r")
-    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [1]
+    assert list(study.trials[0].intermediate_values) == [1]
     assert callback.best_epoch == 1
     decision, message = PruningCallback(None, "val/nll")._decide({"val/nll": math.nan}, 2)
     assert "val/nll became nan at epoch 2" in message
