@@ -36,6 +36,17 @@ example:
 """
 
 
+def _check_paper(paper: dict[str, str]) -> None:
+    """``study.paper`` must name published figures (known to the report, not the study)."""
+    from rnnbench.experiment import ConfigError
+    from rnnbench.report.published import load_published
+
+    known = sorted({(p.source, p.dataset) for p in load_published()})
+    if (paper["source"], paper["dataset"]) not in known:
+        raise ConfigError(f"study.paper {paper['source']}:{paper['dataset']} has no published "
+                          "figures; known: " + ", ".join(f"{s}:{d}" for s, d in known))
+
+
 def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
     from rnnbench.experiment import ConfigError
 
@@ -49,6 +60,8 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
         if args.workers is not None and args.workers <= 0:
             raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
         spec = load_study(args.study_file, overrides, quick=args.quick)
+        if spec.paper:
+            _check_paper(spec.paper)
         code = launch_study(spec, workers=args.workers, storage=args.storage,
                             live=False if args.no_live else None)
     except ConfigError as err:

@@ -6,12 +6,14 @@ import csv
 import json
 import math
 import statistics
+import warnings
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench.studies.ledger import RESULTS_ATTR, StudyRun
+from rnnbench.studies.spec import Variant
 from rnnbench.studies.trials import FINAL, SEARCH
 
 RESULTS_VERSION = 1
@@ -138,6 +140,33 @@ def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> di
     }
 
 
+def param_importances(run: StudyRun, variant: Variant
+                      ) -> tuple[dict[str, float] | None, str | None]:
+    """Optuna's hyper-parameter importance (default evaluator, fANOVA) of one variant over its
+    complete search trials, for the searched parameters that vary.
+
+    Returns:
+        ``({param: importance}, None)``, or ``(None, why not)`` below 2 complete trials, when
+        no searched parameter varies, or when the evaluator fails.
+    """
+    import optuna
+
+    done = [t for t in run.trials(variant, SEARCH) if t.state == TrialState.COMPLETE]
+    if len(done) < 2:
+        return None, f"{variant.name}: fewer than 2 complete trials, no importance"
+    varying = sorted({k for t in done for k in t.params
+                      if len({repr(x.params.get(k)) for x in done}) > 1})
+    if not varying:
+        return None, f"{variant.name}: no searched parameter varies, no importance"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.importance.get_param_importances(run.study(variant, SEARCH),
+                                                           params=varying), None
+    except Exception as err:  # noqa: BLE001 - a figure is not worth failing the report
+        return None, f"{variant.name}: importance failed ({type(err).__name__}: {err})"
+
+
 def _fmt_pm(stat: dict[str, Any] | None) -> str:
     if not stat:
         return "-"
@@ -239,4 +268,4 @@ def results_table(results: dict[str, Any]):
     return table
 
 
-__all__ = ["collect", "results_table", "write_results"]
+__all__ = ["collect", "param_importances", "results_table", "write_results"]

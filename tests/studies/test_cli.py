@@ -32,6 +32,8 @@ def _study_file(tmp_path, study: str) -> str:
         (["study.metric=val/acc"], "study.metric 'val/acc' is not logged by the 'music' task"),
         (["study.test_metric=test/acc"],
          "study.test_metric 'test/acc' is not logged by the 'music' task"),
+        (["study.paper={source: chung2014, dataset: mnist}"],
+         "study.paper chung2014:mnist has no published figures; known: "),
     ],
 )
 def test_bad_input_is_one_clear_paragraph(tmp_path, capsys, args, message):

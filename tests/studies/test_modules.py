@@ -1,4 +1,4 @@
-"""The study package's module layout: the runner shim keeps every former name."""
+"""The study package's module layout: the runner shim, module sizes, layers."""
 
 from __future__ import annotations
 
@@ -32,3 +32,31 @@ def test_no_study_module_is_over_500_lines():
     sizes = {p.name: len(p.read_text().splitlines())
              for p in Path(pkg.__file__).parent.glob("*.py")}
     assert {k: v for k, v in sizes.items() if v > 500} == {}
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_layers_studies_never_import_report_or_cli_and_only_studies_imports_optuna():
+    from pathlib import Path
+
+    import rnnbench
+
+    root = Path(rnnbench.__file__).parent
+    # studies/cli.py is the `study` subcommand: it moves to the cli layer
+    for path in (root / "studies").glob("*.py"):
+        if path.name != "cli.py":
+            up = {m for m in _imports(path)
+                  if m.startswith(("rnnbench.report", "rnnbench.cli"))}
+            assert up == set(), path.name
+    for path in (root / "report").glob("*.py"):
+        assert not {m for m in _imports(path) if m.split(".")[0] == "optuna"}, path.name
