@@ -47,6 +47,21 @@ def _check_paper(paper: dict[str, str]) -> None:
                           "figures; known: " + ", ".join(f"{s}:{d}" for s, d in known))
 
 
+def _print_results_table(folder: Path) -> None:
+    """The launcher's per-variant table from ``results.json`` (when the report fails)."""
+    import json
+
+    from rich.console import Console
+
+    from rnnbench.studies.results import results_table
+
+    try:
+        results = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    Console(width=200).print(results_table(results))
+
+
 def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
     from rnnbench.experiment import ConfigError
 
@@ -62,8 +77,10 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
         spec = load_study(args.study_file, overrides, quick=args.quick)
         if spec.paper:
             _check_paper(spec.paper)
+        # One table at the end: the report's (the same rows with their statistics), or
+        # the launcher's when there is no report.
         code = launch_study(spec, workers=args.workers, storage=args.storage,
-                            live=False if args.no_live else None)
+                            live=False if args.no_live else None, show_table=args.no_report)
     except ConfigError as err:
         raise cli_error(str(err)) from None
     if code == 0 and not args.no_report:
@@ -76,6 +93,7 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
         try:
             report_study(spec.name, storage=storage, folder=spec.output_dir)
         except ReportError as err:
+            _print_results_table(spec.output_dir)
             print(f"rnnbench study run: report skipped: {err}", file=sys.stderr)
     return code
 

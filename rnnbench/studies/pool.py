@@ -24,7 +24,6 @@ from rnnbench.studies.storage import (
 )
 from rnnbench.studies.trials import trial_config
 
-MAX_METRICS = ("acc", "accuracy", "f1", "auc", "auroc", "precision", "recall")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
@@ -69,8 +68,9 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
 
     Builds every variant on the meta device (unknown options, a budget too small for a cell,
     a bidirectional model on a next-step task fail here), resolves the hidden size a
-    ``param_budget`` gives each variant, sets ``spec.metric``/``spec.direction`` from the
-    task when the file gives none, and checks that the task logs the metric.
+    ``param_budget`` gives each variant, checks that the task logs the metric, and sets
+    ``spec.metric``/``spec.direction`` from the task when the file gives none (the task
+    defines one direction: its monitored metric's).
 
     Returns:
         ``{variant: {"hidden_size", "num_parameters"}}`` (or ``{"note": "searched"}`` when the
@@ -105,12 +105,6 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
     module, cfg = first
     if spec.metric is None:
         spec.metric = module.monitor
-    if spec.direction is None:
-        if spec.metric == module.monitor:
-            spec.direction = "minimize" if module.monitor_mode == "min" else "maximize"
-        else:
-            short = spec.metric.split("/", 1)[1]
-            spec.direction = "maximize" if short in MAX_METRICS else "minimize"
     logged = {f"val/{k}" for k in module.task.summarize(torch.tensor(1.0)).keys()}
     logged.add(module.monitor)
     # The validation and test passes log the same names: test/x exists when val/x does.
@@ -129,7 +123,22 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
                 f"data set {spec.config['data'].get('dataset')!r}; it logs "
                 f"{', '.join(shown)}"
             )
+    spec.direction = spec.direction or _direction(spec.metric, module)
     return sizes
+
+
+def _direction(metric: str, module: Any) -> str:
+    """The direction of ``metric`` as the task defines it: the task knows the direction of
+    the metric it monitors (``Task.mode``) and of no other, so any other needs
+    ``study.direction``."""
+    if metric == module.monitor:
+        return "minimize" if module.monitor_mode == "min" else "maximize"
+    raise ConfigError(
+        f"study.metric {metric!r} is not the metric the {module.task.name!r} task monitors "
+        f"({module.monitor}, {'minimized' if module.monitor_mode == 'min' else 'maximized'}), "
+        "so rnnbench does not know whether to minimize or maximize it; set "
+        "study.direction=minimize or study.direction=maximize"
+    )
 
 
 # ---------------------------------------------------------------------- worker plan
@@ -259,8 +268,13 @@ def launch_study(
     live: bool | None = None,
     console: Any = None,
     poll_s: float = 1.0,
+    show_table: bool = True,
 ) -> int:
     """Runs (or resumes) a study to the end: the body of ``rnnbench study run``.
+
+    Args:
+        show_table: Print the per-variant table at the end (``rnnbench study run`` leaves
+            it to the report, which prints the same rows with their statistics).
 
     Returns:
         Exit code: 0 done (results written), 1 workers gave up before the budget was met,
@@ -374,7 +388,8 @@ def launch_study(
         return 1
     results = collect(run, sizes)
     paths = write_results(run, out_dir, sizes, results=results)
-    console.print(results_table(results))
+    if show_table:
+        console.print(results_table(results))
     console.print(f"results: {paths['json']}, {paths['csv']}, {paths['trials']}",
                   highlight=False)
     return 0

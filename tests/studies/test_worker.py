@@ -61,6 +61,14 @@ def test_worker_spends_exactly_the_budget_and_writes_results(tiny, tmp_path):
     root = optuna.load_study(study_name=spec.name, storage=run.storage)
     assert root.user_attrs["rnnbench:results"]["variants"][1]["variant"] == "gru"
     assert results_table(collect(run, sizes)).row_count == 2
+    # the report's table is built on the same per-variant rows
+    from rnnbench.report.tables import build_table
+    from rnnbench.studies.results import variant_rows
+
+    rows, table = variant_rows(results), build_table(results)
+    for row, (_, rep) in zip(rows, table.data.iterrows()):
+        assert (rep["variant"], rep["num_parameters"], rep["complete"], rep["best_val/nll"]) == \
+            (row["variant"], row["num_parameters"], row["complete"], row["best_value"])
 
 
 def test_diverging_trials_fail_with_their_reason(tiny, tmp_path):
