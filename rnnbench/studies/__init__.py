@@ -20,7 +20,9 @@ _EXPORTS = {
     "make_wandb_logger": "tracking", "read_offline_run": "tracking",
     "StudyProgress": "progress",
     "launch_study": "pool", "plan_workers": "pool", "preflight": "pool",
-    "collect": "results", "write_results": "results",
+    "collect": "results", "write_results": "results", "variant_rows": "results",
+    "param_importances": "results", "results_table": "results",
+    "STORAGE_ENV": "storage", "mask_password": "storage", "check_storage": "storage",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -87,7 +87,7 @@ class StudySpec:
     direction: str | None = None
     test_metric: str | None = None
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    storage: str | None = None
+    storage: str | None = field(default=None, repr=False)  # may hold a password
     retries: int = 1
     heartbeat_interval: int = 20
     grace_period: int = 90

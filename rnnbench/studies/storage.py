@@ -101,6 +101,22 @@ def redact(text: str, url: str | None = None) -> str:
     return text
 
 
+_SECRET_KEY = re.compile(r"(^|[_.-])(pass(word|wd)?|pwd|secret|token|api_?key|credentials?)"
+                         r"($|[_.-])", re.IGNORECASE)
+
+
+def mask_secrets(obj: Any) -> Any:
+    """A copy of a config-like object (mappings, lists, strings) for showing or recording:
+    string values under secret-sounding keys (``password``, ``token``, ``api_key``...)
+    become ``***`` and URL passwords in strings are masked."""
+    if isinstance(obj, dict):
+        return {k: MASK if isinstance(k, str) and _SECRET_KEY.search(k) and isinstance(v, str)
+                and v else mask_secrets(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(mask_secrets(v) for v in obj)
+    return mask_password(obj) if isinstance(obj, str) else obj
+
+
 def storage_from_env() -> str | None:
     """The storage URL in ``RNNBENCH_STORAGE``, if set."""
     return os.environ.get(STORAGE_ENV, "").strip() or None
@@ -387,5 +403,6 @@ def open_storage(
 
 
 __all__ = ["STORAGE_ENV", "StorageError", "StorageURL", "check_journal", "check_storage",
-           "default_storage_url", "mask_password", "open_storage", "parse_storage_url", "redact",
+           "default_storage_url", "mask_password", "mask_secrets", "open_storage",
+           "parse_storage_url", "redact",
            "storage_from_env"]

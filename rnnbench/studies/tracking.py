@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from rnnbench._private import WANDB_NO_METADATA
 from rnnbench.experiment import ConfigError
+from rnnbench.studies.storage import mask_secrets
 
 WANDB_KEYS = ("project", "entity", "mode", "dir", "tags", "notes")
 # What a run must not record: the process's command line (``rnnbench study worker --storage
@@ -133,7 +134,8 @@ def make_wandb_logger(
         "job_type": job_type,
         "tags": list(dict.fromkeys(str(t) for t in all_tags)) or None,
         "notes": settings.get("notes"),
-        "config": dict(config) if config is not None else None,
+        # W&B keeps the config for good: no password or key in it, whatever the user wrote.
+        "config": mask_secrets(dict(config)) if config is not None else None,
         "mode": mode,
         # Offline, wandb makes no network calls; online, a dead network fails after this
         # many seconds instead of hanging a worker.

@@ -40,6 +40,8 @@ DDP_ENV = "RNNBENCH_DDP_TRIAL"
 
 @dataclass
 class TrialOutcome:
+    """How one trial ended: ``state`` is COMPLETE, PRUNED or FAIL, ``reason`` says why."""
+
     variant: str
     kind: str
     number: int

@@ -10,6 +10,7 @@ from rnnbench.studies.storage import (
     StorageError,
     default_storage_url,
     mask_password,
+    mask_secrets,
     open_storage,
     parse_storage_url,
 )
@@ -82,3 +83,14 @@ def test_passwords_are_masked_wherever_a_url_is_shown():
     assert mask_password("mysql://u:pw@h/db?password=zz&x=1") == \
         "mysql://u:***@h/db?password=***&x=1"
     assert mask_password("sqlite:////a/b.db") == "sqlite:////a/b.db"
+
+
+def test_secrets_in_a_config_are_masked_for_recording():
+    cfg = {"data": {"url": "https://me:tok3n@host/x", "api_key": "k", "token": None,
+                    "limit_tokens": 9, "max_token_len": 4},
+           "logging": {"wandb": {"project": "p"}}, "layers": [{"password": "pw"}]}
+    assert mask_secrets(cfg) == {
+        "data": {"url": "https://me:***@host/x", "api_key": "***", "token": None,
+                 "limit_tokens": 9, "max_token_len": 4},
+        "logging": {"wandb": {"project": "p"}}, "layers": [{"password": "***"}]}
+    assert cfg["data"]["api_key"] == "k"  # a copy
