@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,32 +137,12 @@ def optimization_history(results: dict[str, Any]) -> Figure:
     return _render(fig, "history", "Optimisation history")
 
 
-def _importances(run: Any, variant: Any) -> tuple[dict[str, float] | None, str | None]:
-    import optuna
-    from optuna.trial import TrialState
-
-    from rnnbench.studies.runner import SEARCH
-
-    study = run.study(variant, SEARCH)
-    done = [t for t in run.trials(variant, SEARCH) if t.state == TrialState.COMPLETE]
-    if len(done) < 2:
-        return None, f"{variant.name}: fewer than 2 complete trials, no importance"
-    varying = sorted({k for t in done for k in t.params
-                      if len({repr(x.params.get(k)) for x in done}) > 1})
-    if not varying:
-        return None, f"{variant.name}: no searched parameter varies, no importance"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return optuna.importance.get_param_importances(study, params=varying), None
-    except Exception as err:  # noqa: BLE001 - a figure is not worth failing the report
-        return None, f"{variant.name}: importance failed ({type(err).__name__}: {err})"
-
-
 def importance(run: Any, results: dict[str, Any]) -> Figure:
     """Per variant: Optuna's hyper-parameter importance (default evaluator, fANOVA) over the
     complete search trials. Skipped, with a note, below 2 complete trials or when no searched
     parameter varies; needs the storage (``run``)."""
+    from rnnbench.studies.results import param_importances
+
     variants = list(run.spec.variants) if run is not None else []
     notes: list[str] = []
     if not variants:
@@ -177,7 +156,7 @@ def importance(run: Any, results: dict[str, Any]) -> Figure:
                      transform=axes[0].transAxes)
         axes[0].set_axis_off()
     for i, (v, ax) in enumerate(zip(variants_shown, axes)):
-        values, note = _importances(run, v)
+        values, note = param_importances(run, v)
         if values is None:
             notes.append(str(note))
             ax.text(0.5, 0.5, str(note).split(": ", 1)[1], ha="center", va="center",

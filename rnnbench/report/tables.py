@@ -47,7 +47,7 @@ def _storage_files(folder: Path) -> list[Path]:
 
 def _studies_in(storage: Any) -> dict[str, dict[str, Any]]:
     """``{name: stored spec}`` of every rnnbench study (root studies) in an open storage."""
-    from rnnbench.studies.runner import SPEC_ATTR
+    from rnnbench.studies.ledger import SPEC_ATTR
 
     return {s.study_name: s.user_attrs[SPEC_ATTR] for s in storage.get_all_studies()
             if SPEC_ATTR in s.user_attrs}
@@ -76,7 +76,7 @@ def open_source(study: str, *, storage: str | None = None, folder: str | Path | 
             cannot be opened.
     """
     from rnnbench.experiment import ConfigError
-    from rnnbench.studies.runner import StudyRun
+    from rnnbench.studies.ledger import StudyRun
     from rnnbench.studies.storage import default_storage_url, open_storage, parse_storage_url
 
     name: str | None = study
@@ -127,21 +127,7 @@ def open_source(study: str, *, storage: str | None = None, folder: str | Path | 
     elif folder is None:
         folder = run.spec.output_dir
     paper = getattr(run.spec, "paper", None) or known[name].get("paper")
-    return StudySource(collect(run, _sizes(run)), run, folder, paper or None)
-
-
-def _sizes(run: Any) -> dict[str, dict[str, Any]]:
-    """Size of each variant read from any of its trials (collect() reads the best one)."""
-    from rnnbench.studies.runner import FINAL, SEARCH
-
-    out: dict[str, dict[str, Any]] = {}
-    for v in run.spec.variants:
-        for kind in (SEARCH, FINAL):
-            for t in run.trials(v, kind):
-                if t.user_attrs.get("num_parameters") is not None:
-                    out.setdefault(v.name, {"hidden_size": t.user_attrs.get("hidden_size"),
-                                            "num_parameters": t.user_attrs["num_parameters"]})
-    return out
+    return StudySource(collect(run), run, folder, paper or None)
 
 
 def _from_results_json(folder: Path, name: str | None) -> StudySource:
@@ -254,12 +240,16 @@ def _values(row: dict[str, Any], key: str | None) -> list[float]:
 
 
 def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) -> ReportTable:
-    """One row per variant from a ``results.json`` mapping (and the trials' CSV logs).
+    """One row per variant from a ``results.json`` mapping (and the trials' CSV logs): the
+    study's own per-variant row (:func:`rnnbench.studies.results.variant_rows`) plus the
+    statistics of the final runs, throughput and the published figures.
 
     Args:
         results: What :func:`rnnbench.studies.collect` returns.
         paper: ``{"source", "dataset"}``: add the published test figure and our difference.
     """
+    from rnnbench.studies.results import variant_rows
+
     metric, test = results["metric"], results.get("test_metric")
     direction = results.get("direction") or "minimize"
     sign = -1.0 if direction == "maximize" else 1.0
@@ -274,8 +264,8 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
     method = "welch"
     short = test.split("/", 1)[1] if test and "/" in test else None
     missing_paper = []
-    for r in results["variants"]:
-        name, t = r["variant"], r["trials"]
+    for r, base in zip(results["variants"], variant_rows(results)):
+        name = base["variant"]
         trials = trials_by_variant.get(name, [])
         s = summarize(finals[name][1])
         p = float("nan")
@@ -283,16 +273,13 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
             p, method = welch_pvalue(finals[best][1], finals[name][1])
         durations = [x["duration_s"] for x in trials if x.get("duration_s") is not None]
         row = {
-            "variant": name, "cell": r.get("cell"), "num_layers": r.get("num_layers"),
-            "bidirectional": r.get("bidirectional"), "hidden_size": r.get("hidden_size"),
-            "num_parameters": r.get("num_parameters"),
-            f"best_{metric}": (r["best"] or {}).get("value"),
+            **{k: base[k] for k in ("variant", "cell", "num_layers", "bidirectional",
+                                    "hidden_size", "num_parameters")},
+            f"best_{metric}": base["best_value"],
             f"{test}_mean": s.mean, f"{test}_std": s.std, f"{test}_n": s.n,
             f"{test}_ci95_low": s.low, f"{test}_ci95_high": s.high,
             "p_value": p,
-            "complete": t["complete"], "pruned": t["pruned"], "failed": t["failed"],
-            "budget": t["budget"],
-            "final_failed": sum(x["state"] == "FAIL" for x in r["final"]["runs"]),
+            **{k: base[k] for k in ("complete", "pruned", "failed", "budget", "final_failed")},
             "wall_time_s": sum(durations) if durations else float("nan"),
             "tokens_per_s": _tokens_per_s(r, trials),
         }
@@ -303,16 +290,15 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
             if pub is None:
                 missing_paper.append(name)
         rows.append(row)
-        kinds = sorted({str(f["fail_kind"]) for f in r["failures"]
-                        if not f["retried"] and f["kind"] == "search"})
-        if t["failed"]:
+        if base["failed"]:
             first = next((f["reason"] for f in r["failures"] if f["reason"]), None)
-            notes.append(f"{name}: {t['failed']} search trial(s) failed ({', '.join(kinds)})"
+            notes.append(f"{name}: {base['failed']} search trial(s) failed "
+                         f"({', '.join(base['fail_kinds'])})"
                          + (f", e.g. {first[:160]}" if first else ""))
-        if not t["complete"]:
+        if not base["complete"]:
             notes.append(f"{name}: no search trial completed, so it has no final runs")
-        elif row["final_failed"]:
-            notes.append(f"{name}: {row['final_failed']} final run(s) failed")
+        elif base["final_failed"]:
+            notes.append(f"{name}: {base['final_failed']} final run(s) failed")
     data = pd.DataFrame(rows)
     data["tokens_per_s"] = data["tokens_per_s"].astype(float)
     if best is not None:

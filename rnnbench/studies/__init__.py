@@ -13,14 +13,16 @@ _EXPORTS = {
     "Param": "space", "SearchSpace": "space", "build_space": "space",
     "StorageError": "storage", "StorageURL": "storage", "open_storage": "storage",
     "parse_storage_url": "storage", "default_storage_url": "storage",
-    "StudyRun": "runner", "Worker": "runner", "Tally": "runner", "make_sampler": "runner",
-    "make_pruner": "runner", "trial_config": "runner",
+    "StudyRun": "ledger", "Tally": "ledger", "Worker": "worker", "make_sampler": "samplers",
+    "make_pruner": "samplers", "trial_config": "trials",
     "PruningCallback": "pruning", "NonFiniteMetricError": "pruning",
     "MissingMetricError": "pruning",
     "make_wandb_logger": "tracking", "read_offline_run": "tracking",
     "StudyProgress": "progress",
     "launch_study": "pool", "plan_workers": "pool", "preflight": "pool",
-    "collect": "results", "write_results": "results",
+    "collect": "results", "write_results": "results", "variant_rows": "results",
+    "param_importances": "results", "results_table": "results",
+    "STORAGE_ENV": "storage", "mask_password": "storage", "check_storage": "storage",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

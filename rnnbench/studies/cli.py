@@ -17,18 +17,49 @@ resumes the study; Ctrl-C stops it cleanly.
 
 examples:
   rnnbench study run configs/study/jsb_tiny.yaml --workers 2
-  rnnbench study run configs/study/jsb_chung2014.yaml study.trials_per_variant=50 \\
-      --storage postgresql+psycopg://user:pw@db-host:5432/rnnbench
+  RNNBENCH_STORAGE=postgresql+psycopg://user:pw@db-host:5432/rnnbench \\
+      rnnbench study run configs/study/jsb_chung2014.yaml study.trials_per_variant=50
 """
 
 WORKER_HELP = """\
 Join a running study from this machine (or a SLURM task): claim waiting trials one at a
 time until the budget of every variant is spent. Pin the GPU with CUDA_VISIBLE_DEVICES.
 
+The storage URL comes from --storage or, better where it holds a password, from the
+environment variable RNNBENCH_STORAGE: a command line is visible to every user of the
+machine (ps) and would be recorded by W&B. Workers started by `rnnbench study run` get it
+that way.
+
 example:
-  CUDA_VISIBLE_DEVICES=0 rnnbench study worker \\
-      --storage postgresql+psycopg://user:pw@db-host:5432/rnnbench --study jsb_chung2014
+  export RNNBENCH_STORAGE=postgresql+psycopg://user:pw@db-host:5432/rnnbench
+  CUDA_VISIBLE_DEVICES=0 rnnbench study worker --study jsb_chung2014
 """
+
+
+def _check_paper(paper: dict[str, str]) -> None:
+    """``study.paper`` must name published figures (known to the report, not the study)."""
+    from rnnbench.experiment import ConfigError
+    from rnnbench.report.published import load_published
+
+    known = sorted({(p.source, p.dataset) for p in load_published()})
+    if (paper["source"], paper["dataset"]) not in known:
+        raise ConfigError(f"study.paper {paper['source']}:{paper['dataset']} has no published "
+                          "figures; known: " + ", ".join(f"{s}:{d}" for s, d in known))
+
+
+def _print_results_table(folder: Path) -> None:
+    """The launcher's per-variant table from ``results.json`` (when the report fails)."""
+    import json
+
+    from rich.console import Console
+
+    from rnnbench.studies.results import results_table
+
+    try:
+        results = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    Console(width=200).print(results_table(results))
 
 
 def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
@@ -44,18 +75,25 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
         if args.workers is not None and args.workers <= 0:
             raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
         spec = load_study(args.study_file, overrides, quick=args.quick)
+        if spec.paper:
+            _check_paper(spec.paper)
+        # One table at the end: the report's (the same rows with their statistics), or
+        # the launcher's when there is no report.
         code = launch_study(spec, workers=args.workers, storage=args.storage,
-                            live=False if args.no_live else None)
+                            live=False if args.no_live else None, show_table=args.no_report)
     except ConfigError as err:
         raise cli_error(str(err)) from None
     if code == 0 and not args.no_report:
         # The comparison table beside the published numbers, and the plots.
         from rnnbench.report.cli import report_study
         from rnnbench.report.tables import ReportError
+        from rnnbench.studies.storage import storage_from_env
 
+        storage = args.storage or storage_from_env() or spec.storage
         try:
-            report_study(spec.name, storage=args.storage, folder=spec.output_dir)
+            report_study(spec.name, storage=storage, folder=spec.output_dir)
         except ReportError as err:
+            _print_results_table(spec.output_dir)
             print(f"rnnbench study run: report skipped: {err}", file=sys.stderr)
     return code
 
@@ -63,7 +101,7 @@ def _cmd_run(args: argparse.Namespace, cli_error: type[Exception]) -> int:
 def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
     if os.environ.get("LOCAL_RANK", "0") not in ("", "0") and \
             "RNNBENCH_DDP_TRIAL" in os.environ:
-        from rnnbench.studies.runner import run_ddp_rank
+        from rnnbench.studies.worker import run_ddp_rank
 
         return run_ddp_rank()
     threads = args.threads or int(os.environ.get("RNNBENCH_WORKER_THREADS", "0") or 0)
@@ -80,9 +118,17 @@ def _cmd_worker(args: argparse.Namespace, cli_error: type[Exception]) -> int:
 
         if threads:
             torch.set_num_threads(threads)
-        from rnnbench.studies.runner import HOST, StudyRun, Worker
+        from rnnbench.studies.ledger import HOST, StudyRun
+        from rnnbench.studies.storage import STORAGE_ENV, storage_from_env
+        from rnnbench.studies.worker import Worker
 
-        run = StudyRun.attach(args.storage, args.study, wait_s=args.wait)
+        url = args.storage or storage_from_env()
+        if not url:
+            raise ConfigError(f"no storage: give --storage URL or set {STORAGE_ENV}=URL (the "
+                              "environment keeps a password off the command line)")
+        # Read once: processes this worker starts (W&B, DDP ranks) need not inherit it.
+        os.environ.pop(STORAGE_ENV, None)
+        run = StudyRun.attach(url, args.study, wait_s=args.wait)
     except ConfigError as err:
         raise cli_error(str(err)) from None
     output = Path(args.output) if args.output else run.spec.output_dir
@@ -128,8 +174,10 @@ def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
                    "the cores are split between them")
     r.add_argument("--storage", default=None,
                    help="sqlite:///PATH.db, journal:PATH.journal or postgresql+psycopg://... "
-                   "(default: the study file's, else {logging.dir}/{name}/study.db for one "
-                   "worker and study.journal for several)")
+                   "(default: $RNNBENCH_STORAGE, then the study file's, else "
+                   "{logging.dir}/{name}/study.db for one worker and study.journal for "
+                   "several). Workers get it through their environment, never their command "
+                   "line")
     r.add_argument("--name", default=None, help="study name (default: study.name or the "
                    "file name)")
     r.add_argument("--no-report", action="store_true",
@@ -142,7 +190,9 @@ def add_parsers(sub: Any, cli_error: type[Exception]) -> None:
 
     w = ssub.add_parser("worker", help="join a running study (another machine, SLURM)",
                         description=WORKER_HELP, formatter_class=fmt)
-    w.add_argument("--storage", required=True, help="the study's storage URL")
+    w.add_argument("--storage", default=None,
+                   help="the study's storage URL (default: $RNNBENCH_STORAGE, which keeps a "
+                   "password off the command line)")
     w.add_argument("--study", required=True, help="the study name")
     w.add_argument("--threads", type=int, default=None,
                    help="torch/OpenMP threads (default: OMP_NUM_THREADS or all cores)")

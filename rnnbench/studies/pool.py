@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.experiment import ConfigError
-from rnnbench.studies.runner import StudyRun, trial_config
+from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.spec import StudySpec, Variant
-from rnnbench.studies.storage import default_storage_url, parse_storage_url
+from rnnbench.studies.storage import (
+    STORAGE_ENV,
+    StorageURL,
+    check_storage,
+    default_storage_url,
+    storage_from_env,
+)
+from rnnbench.studies.trials import trial_config
 
-MAX_METRICS = ("acc", "accuracy", "f1", "auc", "auroc", "precision", "recall")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
@@ -63,8 +69,9 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
 
     Builds every variant on the meta device (unknown options, a budget too small for a cell,
     a bidirectional model on a next-step task fail here), resolves the hidden size a
-    ``param_budget`` gives each variant, sets ``spec.metric``/``spec.direction`` from the
-    task when the file gives none, and checks that the task logs the metric.
+    ``param_budget`` gives each variant, checks that the task logs the metric, and sets
+    ``spec.metric``/``spec.direction`` from the task when the file gives none (the task
+    defines one direction: its monitored metric's).
 
     Returns:
         ``{variant: {"hidden_size", "num_parameters"}}`` (or ``{"note": "searched"}`` when the
@@ -99,12 +106,6 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
     module, cfg = first
     if spec.metric is None:
         spec.metric = module.monitor
-    if spec.direction is None:
-        if spec.metric == module.monitor:
-            spec.direction = "minimize" if module.monitor_mode == "min" else "maximize"
-        else:
-            short = spec.metric.split("/", 1)[1]
-            spec.direction = "maximize" if short in MAX_METRICS else "minimize"
     logged = {f"val/{k}" for k in module.task.summarize(torch.tensor(1.0)).keys()}
     logged.add(module.monitor)
     # The validation and test passes log the same names: test/x exists when val/x does.
@@ -123,7 +124,22 @@ def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
                 f"data set {spec.config['data'].get('dataset')!r}; it logs "
                 f"{', '.join(shown)}"
             )
+    spec.direction = spec.direction or _direction(spec.metric, module)
     return sizes
+
+
+def _direction(metric: str, module: Any) -> str:
+    """The direction of ``metric`` as the task defines it: the task knows the direction of
+    the metric it monitors (``Task.mode``) and of no other, so any other needs
+    ``study.direction``."""
+    if metric == module.monitor:
+        return "minimize" if module.monitor_mode == "min" else "maximize"
+    raise ConfigError(
+        f"study.metric {metric!r} is not the metric the {module.task.name!r} task monitors "
+        f"({module.monitor}, {'minimized' if module.monitor_mode == 'min' else 'maximized'}), "
+        "so rnnbench does not know whether to minimize or maximize it; set "
+        "study.direction=minimize or study.direction=maximize"
+    )
 
 
 # ---------------------------------------------------------------------- worker plan
@@ -165,7 +181,7 @@ class WorkerPlan:
         """The environment of worker ``index``: ``base`` (default ``os.environ``) with its GPUs,
         its thread count and no inherited rank variables (see ``RANK_VARS``)."""
         env = dict(os.environ if base is None else base)
-        for key in RANK_VARS:
+        for key in (*RANK_VARS, STORAGE_ENV):
             env.pop(key, None)
         for key in THREAD_VARS:
             env[key] = str(self.threads)
@@ -316,12 +332,21 @@ class _Proc:
     done: bool = False
 
 
-def worker_command(url_text: str, name: str, *, threads: int, index: int,
-                   output: Path) -> list[str]:
-    """The command line of a local worker (the same ``study worker`` a remote node runs)."""
-    return [sys.executable, "-m", "rnnbench", "study", "worker", "--storage", url_text,
+def worker_command(name: str, *, threads: int, index: int, output: Path) -> list[str]:
+    """The command line of a local worker (the same ``study worker`` a remote node runs).
+
+    It carries no storage URL: a command line is readable by every user of the machine and
+    recorded by W&B, and the URL may hold a password. The worker reads it from
+    ``RNNBENCH_STORAGE`` in its environment (see :func:`worker_env`).
+    """
+    return [sys.executable, "-m", "rnnbench", "study", "worker",
             "--study", name, "--threads", str(threads), "--parent-pid", str(os.getpid()),
             "--worker-index", str(index), "--output", str(output)]
+
+
+def worker_env(plan: WorkerPlan, index: int, url: StorageURL) -> dict[str, str]:
+    """The environment of local worker ``index``: the plan's, plus the storage URL."""
+    return {**plan.env(index), STORAGE_ENV: url.text}
 
 
 def _tail(path: Path, lines: int = 12) -> str:
@@ -339,8 +364,13 @@ def launch_study(
     live: bool | None = None,
     console: Any = None,
     poll_s: float = 1.0,
+    show_table: bool = True,
 ) -> int:
     """Runs (or resumes) a study to the end: the body of ``rnnbench study run``.
+
+    Args:
+        show_table: Print the per-variant table at the end (``rnnbench study run`` leaves
+            it to the report, which prints the same rows with their statistics).
 
     Returns:
         Exit code: 0 done (results written), 1 workers gave up before the budget was met,
@@ -360,9 +390,10 @@ def launch_study(
             console = Console(width=max(console.width, 140))
     spec = copy.deepcopy(spec)
     plan = plan_workers(spec, workers)
+    # A storage mistake (no driver, an unwritable path) fails before the slow pre-flight.
+    url = check_storage(storage or storage_from_env() or spec.storage or
+                        default_storage_url(spec.output_dir, plan.count))
     sizes = preflight(spec)
-    url = parse_storage_url(storage or spec.storage or
-                            default_storage_url(spec.output_dir, plan.count))
     run = StudyRun.create(spec, url)
     run.prepare()
     out_dir = spec.output_dir
@@ -373,8 +404,8 @@ def launch_study(
         f"then {len(spec.seeds)} seed(s) each; metric {spec.metric} ({spec.direction})\n"
         f"storage {url.display}; {plan.count} worker(s), {plan.threads} thread(s) each"
         + (f", GPUs {plan.gpus}" if plan.gpus else "") + f"; logs in {out_dir}"
-        + (f"\nmore workers, from any machine: rnnbench study worker --storage "
-           f"{url.display} --study {spec.name}" if url.kind == "rdb" else ""),
+        + (f"\nmore workers, from any machine: {STORAGE_ENV}={url.display} rnnbench study "
+           f"worker --study {spec.name}" if url.kind == "rdb" else ""),
         highlight=False)
     if plan.note:
         console.print(f"[yellow]note:[/yellow] {plan.note}", highlight=False)
@@ -388,11 +419,10 @@ def launch_study(
         fh = open(log, "a")  # noqa: SIM115 - the child owns it
         fh.write(f"--- worker {index} started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         fh.flush()
-        cmd = worker_command(url.text, spec.name, threads=plan.threads, index=index,
-                             output=out_dir)
+        cmd = worker_command(spec.name, threads=plan.threads, index=index, output=out_dir)
         # A session of its own: Ctrl-C reaches the launcher only, which forwards it once.
         popen = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=plan.env(index),
+                                 stdin=subprocess.DEVNULL, env=worker_env(plan, index, url),
                                  start_new_session=True)
         fh.close()
         return _Proc(index, popen, log)
@@ -454,11 +484,12 @@ def launch_study(
         return 1
     results = collect(run, sizes)
     paths = write_results(run, out_dir, sizes, results=results)
-    console.print(results_table(results))
+    if show_table:
+        console.print(results_table(results))
     console.print(f"results: {paths['json']}, {paths['csv']}, {paths['trials']}",
                   highlight=False)
     return 0
 
 
 __all__ = ["WorkerPlan", "available_cores", "launch_study", "plan_workers", "preflight",
-           "worker_command"]
+           "worker_command", "worker_env"]

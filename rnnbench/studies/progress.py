@@ -8,7 +8,8 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from rnnbench.studies.runner import FINAL, SEARCH, StudyRun, Tally
+from rnnbench.studies.ledger import StudyRun, Tally
+from rnnbench.studies.trials import FINAL, SEARCH
 
 
 @dataclass

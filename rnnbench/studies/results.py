@@ -6,12 +6,15 @@ import csv
 import json
 import math
 import statistics
+import warnings
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
-from rnnbench.studies.runner import FINAL, RESULTS_ATTR, SEARCH, StudyRun
+from rnnbench.studies.ledger import RESULTS_ATTR, StudyRun
+from rnnbench.studies.spec import Variant
+from rnnbench.studies.trials import FINAL, SEARCH
 
 RESULTS_VERSION = 1
 TRIAL_COLUMNS = (
@@ -69,7 +72,7 @@ def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> di
     Args:
         run: The study.
         sizes: Optional ``{variant: {"hidden_size", "num_parameters"}}`` of the base config,
-            used when a variant has no completed trial to read them from.
+            used when a variant's best trial does not give them (else any trial's are).
 
     Returns:
         The ``results.json`` mapping (format in ``docs/studies.md``).
@@ -89,10 +92,13 @@ def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> di
                   and r["state"] not in ("WAITING", "RUNNING")]
         best = search.best
         best_row = next((r for r in rows[SEARCH] if best and r["number"] == best.number), None)
+        # The size of the best trial, else the pre-flight's, else any trial's.
+        sized = [r for r in [best_row] + rows[SEARCH] + rows[FINAL]
+                 if r and r["num_parameters"] is not None]
         size = dict((sizes or {}).get(v.name, {}))
-        if best_row and best_row["num_parameters"] is not None:
-            size = {"hidden_size": best_row["hidden_size"],
-                    "num_parameters": best_row["num_parameters"]}
+        if sized and (sized[0] is best_row or not size):
+            size = {"hidden_size": sized[0]["hidden_size"],
+                    "num_parameters": sized[0]["num_parameters"]}
         summary = _summary(finals)
         failed = [r for r in rows[SEARCH] + rows[FINAL] if r["state"] == "FAIL"]
         variants.append({
@@ -137,20 +143,85 @@ def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> di
     }
 
 
-def _fmt_pm(stat: dict[str, Any] | None) -> str:
-    if not stat:
-        return "-"
-    std = stat.get("std")
-    return f"{stat['mean']:.4f}" + (f" +- {std:.4f}" if std is not None else "") + \
-        f" (n={stat['n']})"
+def param_importances(run: StudyRun, variant: Variant
+                      ) -> tuple[dict[str, float] | None, str | None]:
+    """Optuna's hyper-parameter importance (default evaluator, fANOVA) of one variant over its
+    complete search trials, for the searched parameters that vary.
+
+    Returns:
+        ``({param: importance}, None)``, or ``(None, why not)`` below 2 complete trials, when
+        no searched parameter varies, or when the evaluator fails.
+    """
+    import optuna
+
+    done = [t for t in run.trials(variant, SEARCH) if t.state == TrialState.COMPLETE]
+    if len(done) < 2:
+        return None, f"{variant.name}: fewer than 2 complete trials, no importance"
+    varying = sorted({k for t in done for k in t.params
+                      if len({repr(x.params.get(k)) for x in done}) > 1})
+    if not varying:
+        return None, f"{variant.name}: no searched parameter varies, no importance"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.importance.get_param_importances(run.study(variant, SEARCH),
+                                                           params=varying), None
+    except Exception as err:  # noqa: BLE001 - a figure is not worth failing the report
+        return None, f"{variant.name}: importance failed ({type(err).__name__}: {err})"
+
+
+# results.csv: one row per variant (the columns of variant_rows that docs/studies.md lists).
+RESULTS_CSV_COLUMNS = (
+    "variant", "cell", "num_layers", "bidirectional", "hidden_size", "num_parameters", "budget",
+    "complete", "pruned", "failed", "retried", "best_trial", "best_value", "best_params",
+    "n_seeds",
+)
+
+
+def variant_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant of a ``results.json`` mapping: what it is, its size, its trial
+    counts, its best search trial and its final runs' mean and sample std.
+
+    Every per-variant table reads these from here: ``results.csv``, the launcher's table and
+    ``rnnbench report`` (which adds its statistics), so no two of them can disagree.
+
+    Returns:
+        Dicts with the keys of :data:`RESULTS_CSV_COLUMNS`, plus ``done``, ``fail_kinds``
+        (why search trials failed for good), ``final_failed`` and, for ``M`` the study's
+        metric and test metric, ``M_mean``, ``M_std``, ``M_n``.
+    """
+    rows = []
+    for r in results["variants"]:
+        t, best, final = r["trials"], r["best"] or {}, r["final"]
+        row = {
+            "variant": r["variant"], "cell": r.get("cell"), "num_layers": r.get("num_layers"),
+            "bidirectional": r.get("bidirectional"), "hidden_size": r.get("hidden_size"),
+            "num_parameters": r.get("num_parameters"), "budget": t["budget"],
+            "done": t["done"], "complete": t["complete"], "pruned": t["pruned"],
+            "failed": t["failed"], "retried": t["retried"],
+            "fail_kinds": sorted({str(f["fail_kind"]) for f in r["failures"]
+                                  if not f["retried"] and f["kind"] == SEARCH}),
+            "best_trial": best.get("number"), "best_value": best.get("value"),
+            "best_params": dict(best.get("params") or {}),
+            "n_seeds": (final["metric"] or {}).get("n", 0),
+            "final_failed": sum(x["state"] == "FAIL" for x in final["runs"]),
+        }
+        for key, which in ((results["metric"], "metric"),
+                           (results["test_metric"], "test_metric")):
+            stat = final[which] or {}
+            row.update({f"{key}_mean": stat.get("mean"), f"{key}_std": stat.get("std"),
+                        f"{key}_n": stat.get("n", 0)})
+        rows.append(row)
+    return rows
 
 
 def _fmt_final(row: dict[str, Any], key: str) -> str:
-    stat = row["final"][key]
-    if stat:
-        return _fmt_pm(stat)
-    failed = [r for r in row["final"]["runs"] if r["state"] == "FAIL"]
-    return "failed" if failed else "-"
+    n = row[f"{key}_n"]
+    if not n:
+        return "failed" if row["final_failed"] else "-"
+    std = row[f"{key}_std"]
+    return f"{row[f'{key}_mean']:.4f}" + (f" +- {std:.4f}" if std is not None else "") + \
+        f" (n={n})"
 
 
 def write_results(run: StudyRun, out_dir: str | Path,
@@ -174,22 +245,13 @@ def write_results(run: StudyRun, out_dir: str | Path,
     tmp.write_text(json.dumps(results, indent=2, default=str))
     tmp.replace(paths["json"])  # never half-written
     metric, test_metric = results["metric"], results["test_metric"]
+    columns = [*RESULTS_CSV_COLUMNS, f"{metric}_mean", f"{metric}_std",
+               f"{test_metric}_mean", f"{test_metric}_std"]
     with open(paths["csv"], "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["variant", "cell", "num_layers", "bidirectional", "hidden_size",
-                    "num_parameters", "budget", "complete", "pruned", "failed", "retried",
-                    "best_trial", "best_value", "best_params", "n_seeds",
-                    f"{metric}_mean", f"{metric}_std", f"{test_metric}_mean",
-                    f"{test_metric}_std"])
-        for r in results["variants"]:
-            fm, tm = r["final"]["metric"] or {}, r["final"]["test_metric"] or {}
-            best = r["best"] or {}
-            w.writerow([r["variant"], r["cell"], r["num_layers"], r["bidirectional"],
-                        r.get("hidden_size"), r.get("num_parameters"), r["trials"]["budget"],
-                        r["trials"]["complete"], r["trials"]["pruned"], r["trials"]["failed"],
-                        r["trials"]["retried"], best.get("number"), best.get("value"),
-                        json.dumps(best.get("params", {})), fm.get("n", 0), fm.get("mean"),
-                        fm.get("std"), tm.get("mean"), tm.get("std")])
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for row in variant_rows(results):
+            w.writerow({**row, "best_params": json.dumps(row["best_params"])})
     with open(paths["trials"], "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[*TRIAL_COLUMNS, "metrics"])
         w.writeheader()
@@ -219,23 +281,20 @@ def results_table(results: dict[str, Any]):
                     (f"final {metric}", {"justify": "right"}),
                     (f"final {test_metric}", {"justify": "right"})):
         table.add_column(col, **kw)
-    for r in results["variants"]:
-        t = r["trials"]
-        best = r["best"]
-        params = r.get("num_parameters")
-        failed = str(t["failed"])
-        reasons = {f["fail_kind"] for f in r["failures"]
-                   if not f["retried"] and f["kind"] == SEARCH}
-        if t["failed"] and reasons:
-            failed += " (" + ", ".join(sorted(str(x) for x in reasons)) + ")"
+    for r in variant_rows(results):
+        params = r["num_parameters"]
+        failed = str(r["failed"])
+        if r["failed"] and r["fail_kinds"]:
+            failed += " (" + ", ".join(r["fail_kinds"]) + ")"
         table.add_row(
-            r["variant"], str(r.get("hidden_size") or "-"),
+            r["variant"], str(r["hidden_size"] or "-"),
             f"{params:,}" if isinstance(params, int) else "-",
-            f"{t['done']}/{t['budget']}", str(t["pruned"]), failed,
-            f"{best['value']:.4f}" if best and best["value"] is not None else "none completed",
-            _fmt_final(r, "metric"), _fmt_final(r, "test_metric"),
+            f"{r['done']}/{r['budget']}", str(r["pruned"]), failed,
+            f"{r['best_value']:.4f}" if r["best_value"] is not None else "none completed",
+            _fmt_final(r, metric), _fmt_final(r, test_metric),
         )
     return table
 
 
-__all__ = ["collect", "results_table", "write_results"]
+__all__ = ["RESULTS_CSV_COLUMNS", "collect", "param_importances", "results_table",
+           "variant_rows", "write_results"]

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from rnnbench.experiment import ConfigError
 
 RDB_DIALECTS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
+# Where workers (and users who keep passwords off command lines) put the storage URL: the
+# launcher hands it to its workers here, never on their command line, which every user of
+# the machine can read (`ps`, /proc/PID/cmdline) and W&B would otherwise record.
+STORAGE_ENV = "RNNBENCH_STORAGE"
+MASK = "***"
 HINT = (
     "use sqlite:///PATH.db (one worker), journal:///PATH.journal (several workers on one "
     "machine) or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (several machines)"
@@ -35,9 +42,12 @@ class StorageURL:
     """
 
     kind: str
-    url: str
+    url: str = field(repr=False)
     path: Path | None
-    text: str
+    text: str = field(repr=False)
+
+    def __repr__(self) -> str:  # a repr in a log or traceback must not carry the password
+        return f"StorageURL(kind={self.kind!r}, display={self.display!r})"
 
     @property
     def display(self) -> str:
@@ -45,13 +55,71 @@ class StorageURL:
         return mask_password(self.text)
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The password of the URL as written and URL-decoded (empty without one)."""
+        return _secrets(self.text)
+
+    def redact(self, text: str) -> str:
+        """``text`` (an error message, a traceback) with this URL's password masked."""
+        return redact(text, self.text)
+
+    @property
     def heartbeat_native(self) -> bool:
         """Whether Optuna's own heartbeat table is available (every RDB, SQLite included)."""
         return self.kind in ("sqlite", "rdb")
 
 
+# SQLAlchemy's URL grammar: ``scheme://user:password@host``, where the password runs to the
+# last ``@`` before the host (it may hold ``:`` and ``/``, not ``@``).
+_USERINFO = re.compile(r"(?P<head>[\w+.-]+://[^:/@\s]*):(?P<password>[^@\s]*)@")
+_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<password>[^&\s]*)",
+                           re.IGNORECASE)
+
+
 def mask_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """``url`` (or any text holding URLs) with passwords replaced by ``***``: the userinfo
+    password and ``password=`` query parameters."""
+    url = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", url)
+    return _QUERY_SECRET.sub(lambda m: m["head"] + MASK, url)
+
+
+def _secrets(url: str) -> tuple[str, ...]:
+    found = [m["password"] for m in _USERINFO.finditer(url)]
+    found += [m["password"] for m in _QUERY_SECRET.finditer(url)]
+    found += [unquote(x) for x in found]
+    return tuple(sorted({x for x in found if x and x != MASK}, key=len, reverse=True))
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """``text`` with URL passwords masked, and every occurrence of ``url``'s password too (a
+    driver's error message may quote it outside any URL). Passwords under 4 characters are
+    masked inside URLs only: replacing every such string would garble the text."""
+    text = mask_password(str(text))
+    for secret in _secrets(url or ""):
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return text
+
+
+_SECRET_KEY = re.compile(r"(^|[_.-])(pass(word|wd)?|pwd|secret|token|api_?key|credentials?)"
+                         r"($|[_.-])", re.IGNORECASE)
+
+
+def mask_secrets(obj: Any) -> Any:
+    """A copy of a config-like object (mappings, lists, strings) for showing or recording:
+    string values under secret-sounding keys (``password``, ``token``, ``api_key``...)
+    become ``***`` and URL passwords in strings are masked."""
+    if isinstance(obj, dict):
+        return {k: MASK if isinstance(k, str) and _SECRET_KEY.search(k) and isinstance(v, str)
+                and v else mask_secrets(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(mask_secrets(v) for v in obj)
+    return mask_password(obj) if isinstance(obj, str) else obj
+
+
+def storage_from_env() -> str | None:
+    """The storage URL in ``RNNBENCH_STORAGE``, if set."""
+    return os.environ.get(STORAGE_ENV, "").strip() or None
 
 
 def parse_storage_url(text: str) -> StorageURL:
@@ -127,10 +195,15 @@ def default_storage_url(output_dir: str | Path, workers: int) -> str:
 
 
 def _connect_error(parsed: StorageURL, err: BaseException) -> StorageError:
+    detail = str(getattr(err, "orig", None) or err).strip().splitlines()
+    reason = parsed.redact(detail[0]) if detail else type(err).__name__
+    if parsed.kind == "sqlite":  # a file, not a server
+        return StorageError(
+            f"cannot open the SQLite study storage {parsed.path}: {reason}. Check that its "
+            "folder is writable and that the file, if it exists, is an SQLite database"
+        )
     parts = urlsplit(parsed.text)
     where = f"{parts.hostname or 'localhost'}:{parts.port or 'default port'}"
-    detail = str(getattr(err, "orig", None) or err).strip().splitlines()
-    reason = detail[0] if detail else type(err).__name__
     return StorageError(
         f"cannot connect to the study storage {parsed.display} at {where}: {reason}. Is the "
         "database server running and reachable, and are the user, password and database "
@@ -138,6 +211,88 @@ def _connect_error(parsed: StorageURL, err: BaseException) -> StorageError:
     )
 
 
+def _driver_error(parsed: StorageURL) -> StorageError:
+    return StorageError(
+        f"the database driver for {parsed.display} is not installed: install it with "
+        'pip install "rnnbench[postgres]" (psycopg 3) and use a postgresql+psycopg:// URL'
+        if parsed.text.startswith("postgres") else
+        f"the database driver for {parsed.display} is not installed (SQLAlchemy names it "
+        "in the URL after '+'); install it, or use PostgreSQL with "
+        'pip install "rnnbench[postgres]"'
+    )
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_storage(url: str | StorageURL) -> StorageURL:
+    """Checks what can be checked without writing anything: the database driver of a server
+    URL, and that the folder of a storage file is (or can be made) a writable folder.
+
+    Raises:
+        StorageError: What is wrong, in one paragraph.
+    """
+    parsed = url if isinstance(url, StorageURL) else parse_storage_url(url)
+    if parsed.kind == "rdb":
+        scheme = parsed.text.split("://", 1)[0]
+        if scheme.startswith("postgresql"):  # PostgreSQL drivers are named as their modules
+            driver = scheme.split("+", 1)[1] if "+" in scheme else "psycopg2"
+            if not _has_module(driver):
+                raise _driver_error(parsed)
+        return parsed  # other servers' drivers are found (or not) when the storage opens
+    path = parsed.path
+    assert path is not None
+    if path.exists():
+        if path.is_dir():
+            example = path / ("study.journal" if parsed.kind == "journal" else "study.db")
+            raise StorageError(f"storage file {path} is a folder; name a file in it, e.g. "
+                               f"{example}")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StorageError(f"storage file {path} cannot be read and written by this user")
+        return parsed
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise StorageError(f"cannot create storage file {path}: {folder} is a file, not a "
+                           "folder; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot create storage file {path}: {folder} is not writable by "
+                           "this user; choose another path")
+    return parsed
+
+
+def check_journal(path: Path) -> None:
+    """Refuses a journal file Optuna would fail on (or silently misread): every complete line
+    must be one JSON journal record. An unfinished last line is a write in progress and is
+    left to Optuna.
+
+    Raises:
+        StorageError: Names the file and the first bad line.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise StorageError(f"cannot read the journal file {path}: {err.strerror or err}") \
+            from None
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines[:-1], start=1):  # lines[-1]: after the last newline
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            shown = line[:60].decode("utf-8", errors="replace")
+            raise StorageError(
+                f"journal file {path}, line {number} is not an Optuna journal record "
+                f"({shown!r}{'...' if len(line) > 60 else ''}): the file is damaged (a write "
+                "cut short in the middle) or not a study journal. Keep a copy, then delete "
+                f"that line to resume, or start the study in a new file"
+            )
 def _serialize_sqlite(engine: Any) -> None:
     """Makes every SQLite transaction ``BEGIN IMMEDIATE``.
 
@@ -160,6 +315,54 @@ def _serialize_sqlite(engine: Any) -> None:
     engine.dispose()  # connections made before the hooks existed
 
 
+def _open_journal(parsed: StorageURL) -> Any:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    assert parsed.path is not None
+    if parsed.path.exists():
+        check_journal(parsed.path)
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(parsed.path)))
+    except OSError as err:
+        raise StorageError(f"cannot open the journal file {parsed.path}: "
+                           f"{err.strerror or err}") from None
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        # Well-formed records that do not replay (e.g. a trial of an unknown study).
+        raise StorageError(f"journal file {parsed.path} cannot be replayed "
+                           f"({type(err).__name__}: {err}); it is damaged or was not "
+                           "written by Optuna") from None
+
+
+def _open_rdb(parsed: StorageURL, heartbeat: dict[str, int]) -> Any:
+    import optuna
+    import sqlalchemy.exc
+
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.kind == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+        if parsed.text.startswith(("postgresql", "mysql", "mariadb")):
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.x
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(parsed.url, engine_kwargs=engine_kwargs,
+                                                 **heartbeat)
+        if parsed.kind == "sqlite":
+            _serialize_sqlite(storage.engine)
+        return storage
+    except ImportError:
+        raise _driver_error(parsed) from None
+    except sqlalchemy.exc.ArgumentError as err:
+        raise StorageError(f"storage URL {parsed.display} is malformed ({err}); {HINT}") from None
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
+        raise _connect_error(parsed, err) from None
+    except sqlalchemy.exc.DBAPIError as err:
+        raise _connect_error(parsed, err) from None
+
+
 def open_storage(
     url: str | StorageURL,
     *,
@@ -176,53 +379,30 @@ def open_storage(
         create: Create the parent folder of a file storage.
 
     Raises:
-        StorageError: Bad URL, missing database driver, or an unreachable server.
+        StorageError: Bad URL, missing database driver, an unwritable or damaged file, or an
+            unreachable server; nothing is written then.
     """
-    import optuna
-
     parsed = url if isinstance(url, StorageURL) else parse_storage_url(url)
-    if parsed.path is not None:
-        if create:
+    if parsed.path is not None and not create and not parsed.path.exists():
+        raise StorageError(f"storage file {parsed.path} does not exist")
+    check_storage(parsed)
+    if parsed.path is not None and create:
+        try:
             parsed.path.parent.mkdir(parents=True, exist_ok=True)
-        elif not parsed.path.exists():
-            raise StorageError(f"storage file {parsed.path} does not exist")
+        except OSError as err:
+            raise StorageError(f"cannot create the folder {parsed.path.parent} for the "
+                               f"storage file {parsed.path}: {err.strerror or err}; "
+                               "choose a path on a writable disk") from None
     if parsed.kind == "journal":
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(parsed.path)))
-    import sqlalchemy.exc
-
-    engine_kwargs: dict[str, Any] = {}
-    if parsed.kind == "sqlite":
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
-        if parsed.text.startswith(("postgresql", "mysql", "mariadb")):
-            engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    hb = {}
+        return _open_journal(parsed)
+    heartbeat = {}
     if heartbeat_interval:
-        hb = {"heartbeat_interval": int(heartbeat_interval),
-              "grace_period": int(grace_period or 4 * heartbeat_interval)}
-    try:
-        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.x
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(parsed.url, engine_kwargs=engine_kwargs, **hb)
-        if parsed.kind == "sqlite":
-            _serialize_sqlite(storage.engine)
-        return storage
-    except ModuleNotFoundError as err:
-        raise StorageError(
-            f"the database driver {err.name!r} for {parsed.display} is not installed; for "
-            "PostgreSQL install psycopg 3 (pip install 'rnnbench[postgres]') and use a "
-            "postgresql+psycopg:// URL"
-        ) from None
-    except sqlalchemy.exc.ArgumentError as err:
-        raise StorageError(f"storage URL {parsed.display} is malformed ({err}); {HINT}") from None
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
-        raise _connect_error(parsed, err) from None
-    except sqlalchemy.exc.DBAPIError as err:
-        raise _connect_error(parsed, err) from None
+        heartbeat = {"heartbeat_interval": int(heartbeat_interval),
+                     "grace_period": int(grace_period or 4 * heartbeat_interval)}
+    return _open_rdb(parsed, heartbeat)
 
 
-__all__ = ["StorageError", "StorageURL", "default_storage_url", "mask_password",
-           "open_storage", "parse_storage_url"]
+__all__ = ["STORAGE_ENV", "StorageError", "StorageURL", "check_journal", "check_storage",
+           "default_storage_url", "mask_password", "mask_secrets", "open_storage",
+           "parse_storage_url", "redact",
+           "storage_from_env"]

@@ -10,9 +10,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from rnnbench._private import WANDB_NO_METADATA
 from rnnbench.experiment import ConfigError
+from rnnbench.studies.storage import mask_secrets
 
 WANDB_KEYS = ("project", "entity", "mode", "dir", "tags", "notes")
+# What a run must not record: the process's command line (``rnnbench study worker --storage
+# URL`` typed by a user carries the storage password) and the rest of the system metadata
+# (git remote URLs may carry tokens); no code or git state either. The run's config, metrics
+# and console output are what W&B is for.
+PRIVACY_SETTINGS: dict[str, Any] = {
+    **WANDB_NO_METADATA,  # no wandb-metadata.json: no args, program, git, host facts
+    "disable_git": True,
+    "disable_code": True,
+    "save_code": False,
+}
 MODES = ("online", "offline", "disabled")
 
 
@@ -122,11 +134,12 @@ def make_wandb_logger(
         "job_type": job_type,
         "tags": list(dict.fromkeys(str(t) for t in all_tags)) or None,
         "notes": settings.get("notes"),
-        "config": dict(config) if config is not None else None,
+        # W&B keeps the config for good: no password or key in it, whatever the user wrote.
+        "config": mask_secrets(dict(config)) if config is not None else None,
         "mode": mode,
         # Offline, wandb makes no network calls; online, a dead network fails after this
         # many seconds instead of hanging a worker.
-        "settings": wandb.Settings(init_timeout=120, silent=True),
+        "settings": wandb.Settings(init_timeout=120, silent=True, **PRIVACY_SETTINGS),
         "reinit": "finish_previous",
     }
     return WandbLogger(
@@ -183,7 +196,7 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
     """
     import json
 
-    from wandb.proto import wandb_internal_pb2 as pb
+    from wandb.proto import wandb_internal_pb2 as pb  # private: see rnnbench/_private.py
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:

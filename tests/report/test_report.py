@@ -19,10 +19,11 @@ from rnnbench.report import (
     to_latex,
     welch_pvalue,
 )
+from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.pool import preflight
 from rnnbench.studies.results import write_results
-from rnnbench.studies.runner import StudyRun, Worker
 from rnnbench.studies.spec import load_study
+from rnnbench.studies.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "study" / "jsb_tiny.yaml"

@@ -47,6 +47,6 @@ def states(storage_url: str, name: str) -> dict[str, list]:
     out = {}
     for s in storage.get_all_studies():
         if s.study_name.startswith(name + "/"):
-            out[s.study_name] = sorted(storage.get_all_trials(s._study_id),
-                                       key=lambda t: t.number)
+            sid = storage.get_study_id_from_name(s.study_name)
+            out[s.study_name] = sorted(storage.get_all_trials(sid), key=lambda t: t.number)
     return out

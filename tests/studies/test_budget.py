@@ -11,7 +11,9 @@ import pytest
 from optuna.trial import TrialState
 
 from rnnbench.experiment import ConfigError
-from rnnbench.studies.runner import FINAL, HEARTBEAT_ATTR, SEARCH, StudyRun, Worker
+from rnnbench.studies.ledger import HEARTBEAT_ATTR, StudyRun
+from rnnbench.studies.trials import FINAL, SEARCH
+from rnnbench.studies.worker import Worker
 
 
 def _spec(tiny, *overrides):
@@ -31,10 +33,11 @@ def _dead_pid() -> int:
 def _claim_as(run, pid, host=None):
     """Claims one trial and records a (dead or foreign) worker as its owner."""
     variant, kind, study, frozen = Worker(run, output_dir=None).claim()
-    run.storage.set_trial_user_attr(frozen._trial_id, "worker_pid", pid)
-    run.storage.set_trial_user_attr(frozen._trial_id, "worker_host", host or "vm-elsewhere"
+    tid = run.trial_id(study, frozen.number)
+    run.storage.set_trial_user_attr(tid, "worker_pid", pid)
+    run.storage.set_trial_user_attr(tid, "worker_host", host or "vm-elsewhere"
                                     if host else __import__("socket").gethostname())
-    return variant, kind, study, frozen
+    return variant, kind, study, frozen, tid
 
 
 def test_prepare_creates_the_budget_once(tiny, tmp_path):
@@ -101,7 +104,7 @@ def test_dead_worker_trial_fails_and_is_retried_once(tiny, tmp_path):
     run = StudyRun.create(spec, f"journal:{tmp_path}/s.journal")
     run.prepare()
     lstm = spec.variants[0]
-    _, _, _, first = _claim_as(run, _dead_pid())
+    _, _, _, first, _ = _claim_as(run, _dead_pid())
     lost = run.sweep()
     assert len(lost) == 1 and "died while running it" in lost[0]
     assert run.sweep() == []  # nothing twice
@@ -116,12 +119,12 @@ def test_dead_worker_trial_fails_and_is_retried_once(tiny, tmp_path):
     assert (t.retried, t.waiting, t.failed, t.done) == (1, 3, 0, 0)
     # the retry's worker dies too: FAIL for good (retries: 1), counted toward the budget
     for _ in range(3):
-        v, kind, study, frozen = _claim_as(run, _dead_pid())
+        v, kind, study, frozen, tid = _claim_as(run, _dead_pid())
         if frozen.user_attrs.get("retried_from") is not None:
             break
-        study.tell(optuna.Trial(study, frozen._trial_id), 1.0)
+        study.tell(frozen.number, 1.0)
     run.sweep()
-    final = run.storage.get_trial(frozen._trial_id)
+    final = run.storage.get_trial(tid)
     assert final.state == TrialState.FAIL and "not retried" in final.user_attrs["fail_reason"]
     t = run.tally(lstm, SEARCH)
     assert (t.failed, t.retried, t.pending) == (1, 1, 0)
@@ -133,9 +136,9 @@ def test_orphaned_failure_is_requeued_by_prepare(tiny, tmp_path):
     spec = _spec(tiny, "study.variants=[gru]")
     run = StudyRun.create(spec, f"journal:{tmp_path}/s.journal")
     run.prepare()
-    _, _, _, frozen = _claim_as(run, _dead_pid())
-    run.storage.set_trial_user_attr(frozen._trial_id, "fail_kind", "lost")
-    run.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+    _, _, _, _, tid = _claim_as(run, _dead_pid())
+    run.storage.set_trial_user_attr(tid, "fail_kind", "lost")
+    run.storage.set_trial_state_values(tid, TrialState.FAIL)
     assert run.tally(spec.variants[0], SEARCH).orphans == 1
     assert not run.all_done()
     run.prepare()
@@ -149,11 +152,11 @@ def test_stale_heartbeat_fails_remote_trials(tiny, tmp_path):
                      "study.grace_period=2")
         run = StudyRun.create(spec, url)
         run.prepare()
-        _, _, _, frozen = _claim_as(run, 12345, host="another-node")
+        _, _, _, _, tid = _claim_as(run, 12345, host="another-node")
         if run.url.heartbeat_native:
-            run.storage.record_heartbeat(frozen._trial_id)
+            run.storage.record_heartbeat(tid)
         else:
-            run.storage.set_trial_system_attr(frozen._trial_id, HEARTBEAT_ATTR, time.time())
+            run.storage.set_trial_system_attr(tid, HEARTBEAT_ATTR, time.time())
         assert run.sweep() == []  # a foreign pid is never judged by this host's process table
         time.sleep(3.5)
         lost = run.sweep()

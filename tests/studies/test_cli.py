@@ -32,6 +32,8 @@ def _study_file(tmp_path, study: str) -> str:
         (["study.metric=val/acc"], "study.metric 'val/acc' is not logged by the 'music' task"),
         (["study.test_metric=test/acc"],
          "study.test_metric 'test/acc' is not logged by the 'music' task"),
+        (["study.paper={source: chung2014, dataset: mnist}"],
+         "study.paper chung2014:mnist has no published figures; known: "),
     ],
 )
 def test_bad_input_is_one_clear_paragraph(tmp_path, capsys, args, message):
@@ -49,3 +51,12 @@ def test_empty_space_and_unknown_study(tmp_path, capsys):
     rc = main(["study", "worker", "--storage", f"journal:{tmp_path}/none.journal",
                "--study", "x"])
     assert rc == 2 and "does not exist; start the study" in capsys.readouterr().err
+
+
+def test_worker_reads_the_storage_from_the_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RNNBENCH_STORAGE", raising=False)
+    rc = main(["study", "worker", "--study", "x"])
+    assert rc == 2 and "set RNNBENCH_STORAGE=URL" in capsys.readouterr().err
+    monkeypatch.setenv("RNNBENCH_STORAGE", f"journal:{tmp_path}/none.journal")
+    rc = main(["study", "worker", "--study", "x"])
+    assert rc == 2 and "none.journal does not exist" in capsys.readouterr().err

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def _claim_all(url, name, queue):
-    from rnnbench.studies.runner import StudyRun, Worker
+    from rnnbench.studies.ledger import StudyRun
+    from rnnbench.studies.worker import Worker
 
     worker = Worker(StudyRun.attach(url, name), output_dir=None)
     got = []
@@ -33,7 +34,7 @@ def _claim_all(url, name, queue):
 
 
 def test_concurrent_claims_on_postgres_are_exact(tiny):
-    from rnnbench.studies.runner import StudyRun
+    from rnnbench.studies.ledger import StudyRun
 
     spec = tiny("study.metric=val/nll", "study.direction=minimize",
                 f"study.name=claims_{uuid.uuid4().hex[:8]}", "study.trials_per_variant=5")

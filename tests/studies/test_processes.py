@@ -44,7 +44,8 @@ def _running_trial(url: str, timeout: float = 120.0):
         except Exception:  # noqa: BLE001 - not created yet
             continue
         for s in storage.get_all_studies():
-            for t in storage.get_all_trials(s._study_id, states=(TrialState.RUNNING,)):
+            sid = storage.get_study_id_from_name(s.study_name)
+            for t in storage.get_all_trials(sid, states=(TrialState.RUNNING,)):
                 if t.user_attrs.get("worker_pid") and \
                         time.time() - t.datetime_start.timestamp() > 1.0:
                     return s.study_name, t
@@ -72,7 +73,9 @@ def test_two_workers_spend_exactly_the_budget_on_journal_storage(tmp_path):
     assert len(logs) == 2 and all(f"{threads} thread(s)" in p.read_text() for p in logs)
     results = json.loads((tmp_path / "runs" / "jsb_tiny" / "results.json").read_text())
     assert results["complete"] and len(results["variants"]) == 3
-    assert "final val/nll" in proc.stdout
+    # one table at the end: the report's, with the final runs' test metric and its interval
+    assert "final test/nll" in proc.stdout and "95% CI" in proc.stdout
+    assert "best config re-run over" not in proc.stdout  # nor the launcher's table too
 
 
 def test_sigkilled_worker_trial_is_failed_retried_and_the_rerun_resumes(tmp_path):

@@ -64,6 +64,7 @@ def test_spec_round_trips_through_storage_form(tiny):
         (["study.sampler=grid"], "continuous range"),
         (["study.seeds=[0, 0]"], "lists a seed twice"),
         (["study.bogus=1"], "unknown study option"),
+        (["study.paper=chung2014"], "study.paper must be {source: ..., dataset: ...}"),
         (["study.variants={cells: [lstm], num_layers: [0]}"], "must be a positive integer"),
     ],
 )
@@ -115,3 +116,17 @@ def test_space_entries():
     assert "dropout" not in space.params
     cfg = space.apply({"optim": {"lr": 1.0}}, {"lr": 0.005, "optim.clip": 1.0})
     assert cfg == {"optim": {"lr": 0.005, "clip": 1.0}}
+
+
+def test_the_direction_comes_from_the_task_only():
+    from types import SimpleNamespace
+
+    from rnnbench.studies.pool import _direction
+
+    module = SimpleNamespace(monitor="val/ppl", monitor_mode="min",
+                             task=SimpleNamespace(name="lm"))
+    assert _direction("val/ppl", module) == "minimize"
+    assert _direction("val/acc", SimpleNamespace(monitor="val/acc", monitor_mode="max",
+                                                 task=module.task)) == "maximize"
+    with pytest.raises(ConfigError, match="set study.direction=minimize or"):
+        _direction("val/nll", module)  # logged, but the task defines no direction for it

@@ -10,6 +10,7 @@ from rnnbench.studies.storage import (
     StorageError,
     default_storage_url,
     mask_password,
+    mask_secrets,
     open_storage,
     parse_storage_url,
 )
@@ -70,3 +71,26 @@ def test_unreachable_postgres_fails_fast_with_one_paragraph():
     assert time.monotonic() - t0 < 30
     assert "cannot connect to the study storage" in message and "127.0.0.1:1" in message
     assert "pw" not in message.replace("password", "") and "\n" not in message
+
+
+def test_passwords_are_masked_wherever_a_url_is_shown():
+    url = parse_storage_url("postgresql+psycopg://me:s3cr%2Ft@db:5432/r")
+    assert "s3cr" not in repr(url) and "s3cr" not in url.display
+    assert url.display == "postgresql+psycopg://me:***@db:5432/r"
+    # a driver's message may quote the password outside a URL, encoded or not
+    assert url.redact("no: s3cr/t, s3cr%2Ft, postgresql://me:s3cr%2Ft@db") == \
+        "no: ***, ***, postgresql://me:***@db"
+    assert mask_password("mysql://u:pw@h/db?password=zz&x=1") == \
+        "mysql://u:***@h/db?password=***&x=1"
+    assert mask_password("sqlite:////a/b.db") == "sqlite:////a/b.db"
+
+
+def test_secrets_in_a_config_are_masked_for_recording():
+    cfg = {"data": {"url": "https://me:tok3n@host/x", "api_key": "k", "token": None,
+                    "limit_tokens": 9, "max_token_len": 4},
+           "logging": {"wandb": {"project": "p"}}, "layers": [{"password": "pw"}]}
+    assert mask_secrets(cfg) == {
+        "data": {"url": "https://me:***@host/x", "api_key": "***", "token": None,
+                 "limit_tokens": 9, "max_token_len": 4},
+        "logging": {"wandb": {"project": "p"}}, "layers": [{"password": "***"}]}
+    assert cfg["data"]["api_key"] == "k"  # a copy

@@ -9,9 +9,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.pool import preflight
 from rnnbench.studies.results import collect, results_table, write_results
-from rnnbench.studies.runner import FINAL, SEARCH, StudyRun, Worker, trial_config
+from rnnbench.studies.trials import FINAL, SEARCH, trial_config
+from rnnbench.studies.worker import Worker
 
 
 def _run_all(spec, tmp_path, url=None):
@@ -59,6 +61,14 @@ def test_worker_spends_exactly_the_budget_and_writes_results(tiny, tmp_path):
     root = optuna.load_study(study_name=spec.name, storage=run.storage)
     assert root.user_attrs["rnnbench:results"]["variants"][1]["variant"] == "gru"
     assert results_table(collect(run, sizes)).row_count == 2
+    # the report's table is built on the same per-variant rows
+    from rnnbench.report.tables import build_table
+    from rnnbench.studies.results import variant_rows
+
+    rows, table = variant_rows(results), build_table(results)
+    for row, (_, rep) in zip(rows, table.data.iterrows()):
+        assert (rep["variant"], rep["num_parameters"], rep["complete"], rep["best_val/nll"]) == \
+            (row["variant"], row["num_parameters"], row["complete"], row["best_value"])
 
 
 def test_diverging_trials_fail_with_their_reason(tiny, tmp_path):
@@ -101,7 +111,7 @@ def test_pruning_callback_stops_a_manual_optimisation_run(tiny, tmp_path):
     callback = PruningCallback(trial, "val/nll")
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
         run_experiment(cfg, callbacks=[callback], test=False, run_dir=tmp_path / "r")
-    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [1]
+    assert list(study.trials[0].intermediate_values) == [1]
     assert callback.best_epoch == 1
     decision, message = PruningCallback(None, "val/nll")._decide({"val/nll": math.nan}, 2)
     assert "val/nll became nan at epoch 2" in message

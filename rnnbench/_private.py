@@ -1,0 +1,80 @@
+"""Every private name of a third-party library that rnnbench relies on, and why.
+
+Public API first: a name is listed here only where the library offers no public way to do
+the same thing. Code elsewhere goes through the helpers below instead of touching the private
+names itself, and ``tests/test_private.py`` fails as soon as an installed version drops one.
+This module imports none of the libraries (the layer contract keeps optuna inside
+``rnnbench.studies`` and wandb inside the tracking module); the helpers take their objects.
+
+A name is ``"module:attr.attr"``; an attribute path may step into a mapping by key.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# ---------------------------------------------------------------------- optuna
+OPTUNA: dict[str, str] = {
+    "optuna.storages:RDBStorage._get_stale_trial_ids": (
+        "Which RUNNING trials' heartbeats are older than the grace period, judged by the "
+        "database server's clock (so clock skew between machines cannot fail a live trial). "
+        "The public optuna.storages.fail_stale_trials marks them FAIL itself, and a finished "
+        "trial is read-only, so the sweep could no longer record why it failed (fail_kind, "
+        "fail_reason) before the transition, which is what makes a sweeper that dies between "
+        "FAIL and re-queue recoverable (see rnnbench.studies.ledger)."
+    ),
+}
+
+
+def stale_trial_ids(storage: Any, study_id: int) -> list[int]:
+    """Trial ids of ``study_id`` whose heartbeat is stale, on a storage with Optuna's
+    heartbeat (an RDB storage opened with ``heartbeat_interval``); else ``[]``."""
+    get = getattr(storage, "_get_stale_trial_ids", None)
+    return list(get(study_id)) if get is not None else []
+
+
+# ---------------------------------------------------------------------- wandb
+WANDB: dict[str, str] = {
+    "wandb:Settings.model_fields.x_disable_meta": (
+        "The only setting that stops a run recording the process's command line (sys.argv: "
+        "`study worker --storage URL` typed by a user carries the storage password) with the "
+        "rest of the system metadata; W&B marks x_ settings experimental."
+    ),
+    "wandb.proto.wandb_internal_pb2:Record": (
+        "Reads offline run files (run-*.wandb) without the network, so tests and reports can "
+        "check what a run recorded; wandb has no public reader of its own files."
+    ),
+}
+
+# Settings of every run: no command line, no system metadata (see WANDB above).
+WANDB_NO_METADATA: dict[str, Any] = {"x_disable_meta": True}
+
+# ---------------------------------------------------------------------- lightning
+LIGHTNING: dict[str, str] = {}
+
+# ---------------------------------------------------------------------- the registry
+PRIVATE: dict[str, dict[str, str]] = {"optuna": OPTUNA, "wandb": WANDB, "lightning": LIGHTNING}
+
+
+def resolve(name: str) -> Any:
+    """The object a registry name designates.
+
+    Raises:
+        ImportError: The module is gone.
+        AttributeError: An attribute (or key) on the path is gone.
+    """
+    module, _, path = name.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in path.split(".") if path else []:
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+        elif isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        else:
+            raise AttributeError(f"{name}: {part!r} is gone from {type(obj).__name__}")
+    return obj
+
+
+__all__ = ["LIGHTNING", "OPTUNA", "PRIVATE", "WANDB", "WANDB_NO_METADATA", "resolve",
+           "stale_trial_ids"]
