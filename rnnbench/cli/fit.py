@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     loggers = []
     try:
         if cfg["logging"].get("wandb"):
-            from rnnbench.studies.tracking import make_wandb_logger
+            from rnnbench.tracking import make_wandb_logger
 
             loggers.append(make_wandb_logger(cfg, job_type="fit"))
         with catch_stop_signals():  # SIGINT/SIGTERM: finish the step, save, exit 130/143
@@ -89,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
         return outcome[0]
     finally:
         if loggers:
-            import wandb
+            from rnnbench.tracking import finish
 
-            wandb.finish()  # a later run in this process must not land in this one
+            finish()  # a later run in this process must not land in this one
     _print_result(result)
     return 0
 

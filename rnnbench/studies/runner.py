@@ -38,9 +38,9 @@ from rnnbench.studies.worker import (
     _multi_device,
     _restore_env,
     _TrialRecorder,
-    _wandb_attrs,
     run_ddp_rank,
 )
+from rnnbench.tracking import run_attrs as _wandb_attrs
 
 # The private names of the former module, under their former names.
 _Heartbeat, _alive, _proc_start, _stored_spec = Heartbeat, alive, proc_start, stored_spec

@@ -34,6 +34,7 @@ from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import open_storage, parse_storage_url
 from rnnbench.studies.trials import FINAL, SEARCH, all_values, trial_config
+from rnnbench.tracking import finish, run_attrs
 
 DDP_ENV = "RNNBENCH_DDP_TRIAL"
 
@@ -228,10 +229,8 @@ class Worker:
             interrupted = self._on_error(err, out, attrs, run_dir)
         finally:
             if self._wandb is not None:
-                attrs.update(_wandb_attrs(self._wandb))
-                import wandb
-
-                wandb.finish()
+                attrs.update(run_attrs(self._wandb))
+                finish()
                 self._wandb = None
             _restore_env(env_before)
         self._finish(study, tid, out, attrs)
@@ -332,7 +331,7 @@ class Worker:
 
     def _wandb_logger(self, cfg, variant: Variant, kind: str, number: int, seed: int,
                       values: dict[str, Any]):
-        from rnnbench.studies.tracking import make_wandb_logger, wandb_settings
+        from rnnbench.tracking import make_wandb_logger, wandb_settings
 
         if wandb_settings(cfg) is None:
             return None
@@ -350,22 +349,10 @@ class Worker:
                 logger.experiment  # noqa: B018 - start the run now, not inside fit
                 return logger
             except Exception as err:  # noqa: BLE001 - W&B trouble must not fail a trial
-                import wandb
-
-                wandb.finish()
+                finish()
                 self.log(f"W&B run could not start ({type(err).__name__}: {err}); "
                          + ("retrying offline" if mode is None else "training without W&B"))
         return None
-
-
-def _wandb_attrs(logger: Any) -> dict[str, Any]:
-    exp = getattr(logger, "_experiment", None)
-    if exp is None:
-        return {}
-    try:
-        return {"wandb_run_id": exp.id, "wandb_dir": str(Path(exp.dir).parent)}
-    except Exception:  # noqa: BLE001 - a disabled run has no files
-        return {}
 
 
 def _multi_device(cfg: dict[str, Any]) -> bool:

@@ -52,11 +52,8 @@ def test_layers_studies_never_import_report_or_cli_and_only_studies_imports_optu
     import rnnbench
 
     root = Path(rnnbench.__file__).parent
-    # studies/cli.py is the `study` subcommand: it moves to the cli layer
     for path in (root / "studies").glob("*.py"):
-        if path.name != "cli.py":
-            up = {m for m in _imports(path)
-                  if m.startswith(("rnnbench.report", "rnnbench.cli"))}
-            assert up == set(), path.name
+        up = {m for m in _imports(path) if m.startswith(("rnnbench.report", "rnnbench.cli"))}
+        assert up == set(), path.name
     for path in (root / "report").glob("*.py"):
         assert not {m for m in _imports(path) if m.split(".")[0] == "optuna"}, path.name
