@@ -25,3 +25,26 @@ def test_every_entry_says_why():
 def test_resolve_fails_on_a_missing_name():
     with pytest.raises(AttributeError, match="'nope' is gone"):
         resolve("optuna.storages:RDBStorage.nope")
+
+
+def test_private_instance_attributes_still_exist():
+    import lightning as L
+    import torch
+    import torchmetrics
+    from lightning.pytorch.core.optimizer import LightningOptimizer
+
+    from rnnbench._private import LIGHTNING_INSTANCE
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    lopt = LightningOptimizer(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0))
+    found = {
+        "LightningOptimizer()._on_before_step": callable(getattr(lopt, "_on_before_step", 0)),
+        "LightningOptimizer()._on_after_step": callable(getattr(lopt, "_on_after_step", 0)),
+        "Trainer()._logger_connector": hasattr(trainer, "_logger_connector"),
+        "Trainer().fit_loop.epoch_loop._batches_that_stepped": isinstance(
+            getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", None), int),
+        "torchmetrics.MeanMetric()._update_count": isinstance(
+            getattr(torchmetrics.MeanMetric(), "_update_count", None), int),
+    }
+    assert set(found) == set(LIGHTNING_INSTANCE)
+    assert all(found.values()), found
