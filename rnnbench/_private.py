@@ -107,5 +107,5 @@ def resolve(name: str) -> Any:
     return obj
 
 
-__all__ = ["LIGHTNING", "LIGHTNING_INSTANCE", "OPTUNA", "PRIVATE", "WANDB", "WANDB_NO_METADATA", "resolve",
-           "stale_trial_ids"]
+__all__ = ["LIGHTNING", "LIGHTNING_INSTANCE", "OPTUNA", "PRIVATE", "WANDB", "WANDB_NO_METADATA",
+           "resolve", "stale_trial_ids"]
