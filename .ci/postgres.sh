@@ -68,5 +68,17 @@ psql_pg -c "DO \$\$ BEGIN
 if [ "$(psql_pg -c "SELECT 1 FROM pg_database WHERE datname = 'rnnbench'")" != "1" ]; then
   psql_pg -c "CREATE DATABASE rnnbench OWNER rnnbench" >&2
 fi
+# A second role whose password appears nowhere else (not in a path, a role or a database
+# name), so the secrets test can look for the bare password in every file and process.
+CANARY_PW="Cv7-${RANDOM}q${RANDOM}zX"
+psql_pg -c "DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rnnbench_canary') THEN
+    CREATE ROLE rnnbench_canary LOGIN;
+  END IF; END \$\$;" >&2
+psql_pg -c "ALTER ROLE rnnbench_canary PASSWORD '${CANARY_PW}'" >&2
+if [ "$(psql_pg -c "SELECT 1 FROM pg_database WHERE datname = 'rnnbench_canary'")" != "1" ]; then
+  psql_pg -c "CREATE DATABASE rnnbench_canary OWNER rnnbench_canary" >&2
+fi
 log "ready: ${URL}"
 echo "export RNNBENCH_TEST_POSTGRES_URL=${URL}"
+echo "export RNNBENCH_TEST_POSTGRES_SECRET_URL=postgresql+psycopg://rnnbench_canary:${CANARY_PW}@127.0.0.1:${PORT}/rnnbench_canary"

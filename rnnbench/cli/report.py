@@ -46,9 +46,13 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     if args.storage and args.dir:
         raise CLIError("give either --storage URL or --dir FOLDER, not both")
+    from rnnbench.studies.storage import storage_from_env
+
     try:
         paper = parse_paper(args.paper) if args.paper else None
-        report_study(args.study, storage=args.storage, folder=args.dir, formats=formats,
+        # Like study run/worker: RNNBENCH_STORAGE keeps a password off the command line.
+        storage = args.storage or (None if args.dir else storage_from_env())
+        report_study(args.study, storage=storage, folder=args.dir, formats=formats,
                      plots=args.plots, paper=paper, out=args.out)
     except ReportError as err:
         raise CLIError(str(err)) from None
@@ -63,7 +67,7 @@ def add_parser(sub: Any) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--storage", default=None, metavar="URL",
                        help="the study's storage URL (sqlite:///..., journal:..., "
-                       "postgresql+psycopg://...)")
+                       "postgresql+psycopg://...; default: $RNNBENCH_STORAGE if set)")
     where.add_argument("--dir", default=None, metavar="RUN_FOLDER",
                        help="the study's output folder ({logging.dir}/{name})")
     p.add_argument("--format", default=",".join(FORMATS),
