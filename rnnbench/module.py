@@ -251,9 +251,10 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         reset: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, State]:
         """Inputs -> task outputs (logits / predictions) and the final state."""
-        lengths = mask.sum(1) if mask is not None else None
-        y, state = self.backbone(self.task.encode(inputs), state, lengths=lengths, reset=reset)
-        return self.task(y, mask, lengths), state
+        lengths = mask.sum(1) if mask is not None else None  # (B,) valid steps per row
+        x = self.task.encode(inputs)  # (B, T, I): embeddings, frames or features
+        y, state = self.backbone(x, state, lengths=lengths, reset=reset)  # y (B, T, H * D)
+        return self.task(y, mask, lengths), state  # logits / predictions per task
 
     def _carried_state(self, stage: str, batch_idx: int, batch_size: int) -> State | None:
         state = self._states[stage]
@@ -263,12 +264,12 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
 
     def _step(self, batch: Batch, batch_idx: int, stage: str):
         batch = as_batch(batch)
-        inputs, targets, mask, extras = self.task.unpack(batch)
-        state = None
+        inputs, targets, mask, extras = self.task.unpack(batch)  # (B, T, ...), mask (B, T)
+        state = None  # tuple of (L * D, B, H)
         if self.task.streaming:
             state = self._carried_state(stage, batch_idx, inputs.size(0))
-        out, state = self(inputs, state, mask=mask, reset=batch.reset)
-        loss, count = self.task.loss(out, targets, mask)
+        out, state = self(inputs, state, mask=mask, reset=batch.reset)  # reset (B, T) or None
+        loss, count = self.task.loss(out, targets, mask)  # scalar mean, number of units
         if self.task.streaming:
             self._states[stage] = detach_state(state)
         return loss, count, out, targets, mask, extras
