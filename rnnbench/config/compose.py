@@ -15,7 +15,7 @@ from rnnbench.config.validate import _first_line, did_you_mean
 
 def config_root() -> Path:
     """The ``configs/`` folder of this checkout (or the one next to the working directory)."""
-    here = Path(__file__).resolve().parent.parent / "configs"
+    here = Path(__file__).resolve().parents[2] / "configs"  # rnnbench/config/compose.py
     return here if here.is_dir() else Path.cwd() / "configs"
 
 
