@@ -67,7 +67,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rnnbench.config import ConfigError
 
     try:
-        from rnnbench.studies.pool import launch_study
         from rnnbench.studies.spec import load_study
 
         overrides = list(args.overrides)
@@ -78,6 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         spec = load_study(args.study_file, overrides, quick=args.quick)
         if spec.paper:
             _check_paper(spec.paper)
+        from rnnbench.studies.pool import launch_study  # torch: only once the file is sound
         # One table at the end: the report's (the same rows with their statistics), or
         # the launcher's when there is no report.
         code = launch_study(spec, workers=args.workers, storage=args.storage,

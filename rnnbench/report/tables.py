@@ -75,7 +75,7 @@ def open_source(study: str, *, storage: str | None = None, folder: str | Path | 
         ReportError: No such study (the message lists the ones that exist), or the storage
             cannot be opened.
     """
-    from rnnbench.experiment import ConfigError
+    from rnnbench.config import ConfigError
     from rnnbench.studies.ledger import StudyRun
     from rnnbench.studies.storage import default_storage_url, open_storage, parse_storage_url
 

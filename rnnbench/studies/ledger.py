@@ -27,7 +27,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench._private import stale_trial_ids
-from rnnbench.experiment import ConfigError
+from rnnbench.config import ConfigError
 from rnnbench.studies.samplers import make_pruner
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import StorageURL, open_storage, parse_storage_url

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnbench.experiment import ConfigError
+from rnnbench.config import ConfigError
 from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import (
@@ -45,7 +45,7 @@ def _base_values(spec: StudySpec, variant: Variant) -> dict[str, Any]:
 
 def _meta_module(cfg: dict[str, Any], bundle: Any):
     """The model of ``cfg`` on the meta device: counts parameters without weights or data."""
-    from rnnbench.experiment import build_module
+    from rnnbench.train import build_module
 
     return build_module(cfg, bundle, device="meta")
 
@@ -54,7 +54,7 @@ def _probe_metrics(cfg: dict[str, Any]) -> set[str]:
     """Metric names one real validation batch logs (for metrics no task declares)."""
     import lightning as L
 
-    from rnnbench.experiment import build
+    from rnnbench.train import build
 
     module, datamodule, _ = build(cfg)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,

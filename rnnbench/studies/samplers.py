@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from rnnbench.experiment import ConfigError
+from rnnbench.config import ConfigError
 
 if TYPE_CHECKING:  # spec.py imports this module to check sampler and pruner options
     from rnnbench.studies.spec import StudySpec, Variant

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnbench.experiment import MODEL_KEYS, OPTIM_KEYS, TASK_KEYS_FROM_MODEL, ConfigError
+from rnnbench.config import MODEL_KEYS, OPTIM_KEYS, TASK_KEYS_FROM_MODEL, ConfigError
 
 # Short names a study file may use instead of a ``section.key`` path.
 ALIASES: dict[str, str] = {

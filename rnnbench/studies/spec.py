@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnbench.experiment import ConfigError, load_config
+from rnnbench.config import ConfigError, load_config
 from rnnbench.studies.samplers import make_pruner, make_sampler
 from rnnbench.studies.space import SearchSpace, build_space, get_path
 

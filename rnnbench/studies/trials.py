@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.experiment import validate_config
+from rnnbench.config import validate_config
 
 if TYPE_CHECKING:
     from rnnbench.studies.spec import StudySpec, Variant
