@@ -258,8 +258,8 @@ class Worker:
     def _fit(self, trial: optuna.Trial, tid: int, variant: Variant, kind: str, seed: int,
              run_dir: Path) -> tuple[Any, Any]:
         """Samples the trial's values and trains its config; returns ``(result, pruning)``."""
-        from rnnbench.train import run as run_experiment
         from rnnbench.studies.pruning import PruningCallback
+        from rnnbench.train import run as run_experiment
 
         run, spec, storage = self.run, self.run.spec, self.run.storage
         number = trial.number
@@ -405,8 +405,8 @@ def run_ddp_rank() -> int:
     only rank 0 writes to the storage) and runs the same config, following rank 0's pruning
     decisions.
     """
-    from rnnbench.train import run as run_experiment
     from rnnbench.studies.pruning import PruningCallback
+    from rnnbench.train import run as run_experiment
 
     info = json.loads(os.environ[DDP_ENV])
     parsed = parse_storage_url(info["storage"])
