@@ -87,3 +87,55 @@ def test_metric_directions():
     assert metric_direction("val/acc") == "maximize"
     assert metric_direction("test/custom") is None
     assert metric_direction("test/custom", known={"custom": "maximize"}) == "maximize"
+
+
+def _variant(name, test, val, *, baseline=False, published_as=None):
+    runs = [{"number": i, "seed": i + 1, "state": "COMPLETE", "value": v,
+             "metrics": {"val/ppl": v, "test/ppl": t}, "fail_reason": None, "run_dir": None}
+            for i, (v, t) in enumerate(zip(val, test))]
+    row = {"variant": name, "cell": None if baseline else name, "num_layers": 1,
+           "bidirectional": False, "hidden_size": None, "num_parameters": 10,
+           "trials": {"budget": 1, "done": 1, "complete": 1, "pruned": 0, "failed": 0,
+                      "retried": 0, "pending": 0},
+           "failures": [], "best": {"number": 0, "value": min(val), "params": {}},
+           "final": {"seeds": [1, 2], "runs": runs, "metric": None, "test_metric": None}}
+    if baseline:
+        row.update(baseline=True, published_as=published_as, description="a baseline")
+    return row
+
+
+def test_table_verdicts_against_paper_baseline_and_best():
+    from rnnbench.report.tables import build_table, display_rows, to_csv
+
+    results = {
+        "study": "ptb", "metric": "val/ppl", "test_metric": "test/ppl",
+        "direction": "minimize", "seeds": [1, 2], "trials_per_variant": 1, "trials": [],
+        "variants": [
+            _variant("lstm", [79.50, 79.52], [82.0, 82.4]),
+            _variant("rnn_tanh", [120.0, 130.0], [125.0, 131.0]),
+            _variant("unigram", [639.8, 639.8], [685.0, 685.0], baseline=True),
+            _variant("kneser_ney", [141.1, 141.1], [147.8, 147.8], baseline=True,
+                     published_as="kn5"),
+        ]}
+    table = build_table(results, {"source": "bai2018", "dataset": "ptb"})
+    d = table.data.set_index("variant")
+    assert table.best == "lstm" and table.best_baseline == "kneser_ney"
+    assert list(d["baseline"]) == [False, False, True, True]
+    # LSTM 79.51 +- 0.014 (n=2): interval [79.38, 79.64], entirely above Bai et al.'s 78.93.
+    assert d.loc["lstm", "published"] == 78.93
+    assert d.loc["lstm", "verdict_vs_published"] == FALLS_SHORT
+    assert d.loc["lstm", "verdict_vs_baseline"] == BEATS  # entirely below KN5's 141.1
+    # The tanh RNN: interval [~-2, ~252] contains both Bai et al.'s 114.5 and 141.1.
+    assert d.loc["rnn_tanh", "verdict_vs_published"] == MATCHES
+    assert d.loc["rnn_tanh", "verdict_vs_baseline"] == MATCHES
+    assert d.loc["rnn_tanh", "verdict_vs_best"] in (MATCHES, FALLS_SHORT)
+    # The KN baseline's published figure comes from Mikolov et al. (2011), named in a note.
+    assert d.loc["kneser_ney", "published"] == 141.2
+    assert any("Mikolov" in n for n in table.notes)
+    assert d.loc["unigram", "verdict_vs_baseline"] == FALLS_SHORT
+    headers, cells = display_rows(table)
+    assert headers[-1] == "vs kneser_ney" and headers[-2] == "vs bai2018"
+    rows = {c[0]: c for c in cells}
+    assert rows["kneser_ney (baseline)"][-1] == "reference"
+    assert rows["lstm"][-1] == "beats (n=2)" and rows["lstm"][5] == "best"
+    assert "verdict_vs_published" in to_csv(table).splitlines()[0]
