@@ -243,14 +243,14 @@ def run_baselines(run: Any, log: Callable[[str], Any] = print) -> dict[str, dict
     A baseline that raises is stored as failed, with the reason; the study goes on.
 
     Returns:
-        What :func:`stored_baselines` returns afterwards.
+        What :func:`stored_baselines` returns afterwards (``{}`` without baselines).
 
     Raises:
         ConfigError: A baseline cannot score this study's task (before anything is fitted).
     """
     spec = run.spec
     if not spec.baselines:
-        return stored_baselines(run)
+        return {}  # nothing to do: the storage is not touched
     check_baselines(spec)
     stored = stored_baselines(run)
     for entry in spec.baselines:

@@ -223,9 +223,9 @@ def param_importances(run: StudyRun, variant: Variant
 
 # results.csv: one row per variant (the columns of variant_rows that docs/studies.md lists).
 RESULTS_CSV_COLUMNS = (
-    "variant", "baseline", "cell", "num_layers", "bidirectional", "hidden_size",
-    "num_parameters", "budget", "complete", "pruned", "failed", "retried", "best_trial",
-    "best_value", "best_params", "n_seeds",
+    "variant", "cell", "num_layers", "bidirectional", "hidden_size", "num_parameters", "budget",
+    "complete", "pruned", "failed", "retried", "best_trial", "best_value", "best_params",
+    "n_seeds", "baseline",
 )
 
 
