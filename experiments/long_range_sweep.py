@@ -54,6 +54,8 @@ def collect(task: str, paths: dict[int, Path]) -> list[dict]:
     for T, path in sorted(paths.items()):
         results = json.loads(path.read_text())
         for v in results["variants"]:
+            if v.get("baseline"):  # study.baselines: the trivial baseline is its own row here
+                continue
             summary = (v.get("final") or {}).get("test_metric") or {}
             rows.append({
                 "T": T, "variant": v["variant"], "params": v["num_parameters"],

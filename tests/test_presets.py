@@ -25,6 +25,10 @@ def test_preset_is_valid(path):
         spec = load_study(path, quick=quick)
         sizes = preflight(spec)
         assert set(sizes) == {v.name for v in spec.variants}
+        if spec.baselines:
+            from rnnbench.studies.baselines import check_baselines
+
+            check_baselines(spec)  # each baseline scores this preset's task
         if spec.paper:
             from rnnbench.report.published import load_published
 

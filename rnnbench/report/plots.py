@@ -67,14 +67,37 @@ def _curve(log: pd.DataFrame, metric: str) -> pd.Series | None:
     return s
 
 
+def _baselines(results: dict[str, Any], key: str) -> list[tuple[str, float, int]]:
+    """``(name, mean of key over its seeds, n)`` of each baseline that has the value."""
+    out = []
+    for row in results["variants"]:
+        if not row.get("baseline"):
+            continue
+        stat = (row["final"].get("summary") or {}).get(key) or {}
+        if stat.get("n"):
+            out.append((row["variant"], float(stat["mean"]), int(stat["n"])))
+    return out
+
+
+def _draw_baselines(ax: Any, lines: list[tuple[str, float, int]], label: bool = True) -> None:
+    """Baselines as dashed horizontal lines: they have no epochs, trials or size axis."""
+    for j, (name, value, n) in enumerate(lines):
+        ax.axhline(value, color="grey", ls=("--", ":", "-.")[j % 3], lw=1.2,
+                   label=f"{name} (baseline, n={n})" if label else None)
+
+
 def learning_curves(results: dict[str, Any]) -> Figure:
     """Validation metric against epoch per variant: mean over the final seeds, min-max band,
-    thin lines for the single seeds."""
+    thin lines for the single seeds; baselines as dashed horizontal lines."""
     plt = _pyplot()
     metric = results["metric"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     notes, drawn = [], 0
+    baselines = _baselines(results, metric)
+    _draw_baselines(ax, baselines)
     for i, row in enumerate(results["variants"]):
+        if row.get("baseline"):
+            continue
         curves = [c for r in row["final"]["runs"] if r["state"] == "COMPLETE"
                   for c in [_curve(read_log(r.get("run_dir")), metric)] if c is not None]
         if not curves:
@@ -93,21 +116,24 @@ def learning_curves(results: dict[str, Any]) -> Figure:
     ax.set_ylabel(metric)
     ax.set_title(f"{results['study']}: {metric} of the final runs (mean, min-max over seeds)")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    if drawn:
-        ax.legend()
-    else:
+    if drawn or baselines:
+        ax.legend(fontsize=8)
+    if not drawn:
         ax.text(0.5, 0.5, "no final run logged " + metric, ha="center", va="center",
                 transform=ax.transAxes)
     return _render(fig, "learning_curves", "Learning curves", notes)
 
 
 def optimization_history(results: dict[str, Any]) -> Figure:
-    """Per variant: each search trial's value by trial number and the best so far."""
+    """Per variant: each search trial's value by trial number and the best so far, beside
+    the baselines' values (dashed)."""
     metric = results["metric"]
     maximize = results.get("direction") == "maximize"
-    variants = [r["variant"] for r in results["variants"]]
-    fig, axes = _grid(len(variants))
+    variants = [r["variant"] for r in results["variants"] if not r.get("baseline")]
+    baselines = _baselines(results, metric)
+    fig, axes = _grid(max(len(variants), 1))
     for i, (name, ax) in enumerate(zip(variants, axes)):
+        _draw_baselines(ax, baselines)
         rows = sorted((t for t in results.get("trials", [])
                        if t["variant"] == name and t["kind"] == "search"),
                       key=lambda t: t["number"])
@@ -175,15 +201,18 @@ def importance(run: Any, results: dict[str, Any]) -> Figure:
 
 def metric_vs_params(table: ReportTable) -> Figure:
     """Final test metric (mean +- sample std over seeds) against parameter count, with the
-    published figures when a paper is given."""
+    published figures when a paper is given and the baselines as dashed lines."""
     plt = _pyplot()
     test = table.test_metric or table.metric
     d = table.data
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     drawn = 0
+    base = d[d["baseline"]] if "baseline" in d else d.iloc[:0]
+    _draw_baselines(ax, [(r["variant"], r[f"{test}_mean"], int(r[f"{test}_n"]))
+                         for _, r in base.iterrows() if r[f"{test}_n"]])
     for i, (_, r) in enumerate(d.iterrows()):
         mean, n = r[f"{test}_mean"], r[f"{test}_n"]
-        if not n or pd.isna(r["num_parameters"]):
+        if r.get("baseline") or not n or pd.isna(r["num_parameters"]):
             continue
         std = r[f"{test}_std"] if n > 1 else 0.0
         ax.errorbar([r["num_parameters"]], [mean], yerr=[std], fmt="o", capsize=4,
@@ -192,16 +221,16 @@ def metric_vs_params(table: ReportTable) -> Figure:
                     xytext=(6, 4), fontsize=8)
         drawn += 1
     if table.paper and "published" in d:
-        pub = d.dropna(subset=["published"])
+        pub = d[~d["baseline"]].dropna(subset=["published"])
         if not pub.empty:
             ax.scatter(pub["num_parameters"], pub["published"], marker="*", s=90,
                        color="black", label=f"{table.paper['source']} (published)")
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"{test} (final runs, mean ± std)")
     ax.set_title(f"{table.study}: {test} vs parameter count")
-    if drawn:
+    if drawn or len(base):
         ax.legend(fontsize=8)
-    else:
+    if not drawn:
         ax.text(0.5, 0.5, f"no final run has {test}", ha="center", va="center",
                 transform=ax.transAxes)
     return _render(fig, "metric_vs_params", f"{test} vs parameter count")

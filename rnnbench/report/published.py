@@ -17,6 +17,8 @@ SOURCES = {
     "zaremba2014": "Zaremba, Sutskever & Vinyals (2014), Recurrent neural network "
     "regularization",
     "dlfs2": 'Saito, "Deep Learning from Scratch 2" (2018), chapter 6',
+    "mikolov2011": "Mikolov, Deoras, Kombrink, Burget & Cernocky (2011), Empirical evaluation "
+    "and combination of advanced language modeling techniques (Interspeech)",
 }
 
 

@@ -12,8 +12,9 @@ FORMATS = ("terminal", "markdown", "csv", "latex")
 
 HELP = """\
 Report one comparison study: one row per variant with its size, best validation value, final
-test metric (mean +- std over the seeds, 95% t-interval, Welch p-value against the best
-variant), trial counts, wall time and throughput, optionally beside a paper's numbers; plus
+test metric (mean +- std over the seeds, 95% t-interval, Welch's verdict against the best
+variant), trial counts, wall time and throughput, optionally beside a paper's numbers, and
+the study's baselines (study.baselines) with each row's verdict against them; plus
 learning curves, optimisation history, parameter importance and metric vs size (PNG + SVG),
 all gathered in report.md. See docs/report.md for every column.
 
@@ -53,12 +54,16 @@ def _markdown_report(table: Any, results: dict[str, Any], figures: list[Any]) ->
     if table.notes:
         lines += [f"- {n}" for n in table.notes] + [""]
     lines += [
-        "Columns: *params (hidden)* parameters of the whole model (hidden units); *best* the "
-        "best search trial's validation value; *final* mean ± sample std over the final seeds "
-        "and their 95% t-interval; *p vs best* Welch's test against the bold variant; *trials "
-        "c/p/f* complete / pruned / failed search trials; *wall time* summed trial durations; "
-        "*tokens/s* median training throughput. Raw numbers: `report.csv`. Details: "
-        "`docs/report.md`.", ""]
+        "Columns: *params (hidden)* parameters of the whole model (hidden units; for a "
+        "baseline, the numbers it fitted); *best* the best search trial's validation value; "
+        "*final* mean ± sample std over the n final seeds and their 95% t-interval; *vs best* "
+        "the verdict of Welch's test against the bold variant (beats / falls short at "
+        "p < 0.05, else matches); *trials c/p/f* complete / pruned / failed search trials; "
+        "*wall time* summed trial durations; *tokens/s* median training throughput; *vs* a "
+        "published figure or the best baseline: beats / matches / falls short by the row's "
+        "95% interval (none for n < 2). Rows marked (baseline) are models without recurrence "
+        "fitted on the training split and scored by the same metric. Raw numbers: "
+        "`report.csv`. Details: `docs/report.md`.", ""]
     for fig in figures:
         lines += [f"## {fig.title}", ""]
         if "png" in fig.files:

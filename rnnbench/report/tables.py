@@ -12,7 +12,13 @@ from typing import Any
 import pandas as pd
 
 from rnnbench.report.published import load_published, lookup
-from rnnbench.report.stats import summarize, welch_pvalue
+from rnnbench.report.stats import (
+    ALPHA,
+    metric_direction,
+    summarize,
+    verdict_vs_value,
+    verdict_welch,
+)
 
 TOKENS = "train/tokens_per_s"
 DASH = "-"
@@ -188,7 +194,12 @@ class ReportTable:
     Attributes:
         data: One row per variant, raw numbers (what ``report.csv`` holds); the columns are
             described in ``docs/report.md``.
-        best: The variant the p-values compare against (best final validation mean).
+        best: The variant the p-values compare against (best final validation mean among the
+            trained variants).
+        best_baseline: The baseline the verdict column compares against (best final
+            validation mean among the baselines), if the study has any.
+        test_direction: ``minimize``/``maximize`` of the test metric (``None``: unknown, no
+            verdicts).
         notes: Sentences shown under the table (failures, missing data, the test used).
     """
 
@@ -203,6 +214,12 @@ class ReportTable:
     description: str = ""
     trials_per_variant: int = 0
     seeds: list[int] = field(default_factory=list)
+    best_baseline: str | None = None
+    test_direction: str | None = None
+
+    @property
+    def has_baselines(self) -> bool:
+        return bool(self.data["baseline"].any()) if "baseline" in self.data else False
 
     @property
     def title(self) -> str:
@@ -211,7 +228,8 @@ class ReportTable:
 
     @property
     def any_complete(self) -> bool:
-        return bool((self.data["complete"] > 0).any())
+        """Whether a trained variant (not a baseline) completed a search trial."""
+        return bool(((self.data["complete"] > 0) & ~self.data["baseline"]).any())
 
 
 def parse_paper(text: str) -> dict[str, str]:
@@ -239,84 +257,140 @@ def _values(row: dict[str, Any], key: str | None) -> list[float]:
     return out
 
 
+def _published(paper: dict[str, str], name: str, r: dict[str, Any], short: str):
+    """The published test figure of one row: the paper's own, else (for a baseline) the one
+    stored for it under any source for the same data set (KN5: Mikolov et al. 2011)."""
+    key = r.get("published_as") or name
+    pub = lookup(paper["source"], paper["dataset"], key, short, "test")
+    if pub is None and r.get("baseline"):
+        pub = next((p for p in load_published() if (p.dataset, p.variant, p.metric, p.split)
+                    == (paper["dataset"], key, short, "test")), None)
+    return pub
+
+
+def _best(finals: dict[str, tuple[list[float], list[float]]], names: list[str],
+          sign: float) -> str | None:
+    ranked = sorted(((sign * summarize(finals[n][0] or finals[n][1]).mean, n) for n in names
+                     if finals[n][0] or finals[n][1]), key=lambda x: x[0])
+    return ranked[0][1] if ranked else None
+
+
 def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) -> ReportTable:
     """One row per variant from a ``results.json`` mapping (and the trials' CSV logs): the
     study's own per-variant row (:func:`rnnbench.studies.results.variant_rows`) plus the
-    statistics of the final runs, throughput and the published figures.
+    statistics of the final runs, their verdicts, throughput and the published figures.
+
+    Baselines (``"baseline": true``) are rows too, after the variants; the best trained
+    variant and the best baseline are each chosen by their final validation mean.
 
     Args:
         results: What :func:`rnnbench.studies.collect` returns.
-        paper: ``{"source", "dataset"}``: add the published test figure and our difference.
+        paper: ``{"source", "dataset"}``: add the published test figure, our difference and
+            the verdict against it.
     """
     from rnnbench.studies.results import variant_rows
 
     metric, test = results["metric"], results.get("test_metric")
     direction = results.get("direction") or "minimize"
     sign = -1.0 if direction == "maximize" else 1.0
+    short = test.split("/", 1)[1] if test and "/" in test else None
+    test_dir = metric_direction(test, known={metric.split("/", 1)[-1]: direction})
     rows, notes = [], []
     trials_by_variant: dict[str, list[dict[str, Any]]] = {}
     for t in results.get("trials", []):
         trials_by_variant.setdefault(t["variant"], []).append(t)
     finals = {r["variant"]: (_values(r, metric), _values(r, test)) for r in results["variants"]}
-    ranked = sorted(((sign * summarize(v or t).mean, name) for name, (v, t) in finals.items()
-                     if v or t), key=lambda x: x[0])
-    best = ranked[0][1] if ranked else None
+    is_base = {r["variant"]: bool(r.get("baseline")) for r in results["variants"]}
+    best = _best(finals, [n for n in finals if not is_base[n]], sign)
+    best_base = _best(finals, [n for n in finals if is_base[n]], sign)
+    base_ref = summarize(finals[best_base][1]).mean if best_base else float("nan")
     method = "welch"
-    short = test.split("/", 1)[1] if test and "/" in test else None
-    missing_paper = []
+    missing_paper, other_sources = [], []
     for r, base in zip(results["variants"], variant_rows(results)):
         name = base["variant"]
         trials = trials_by_variant.get(name, [])
         s = summarize(finals[name][1])
-        p = float("nan")
+        vs_best = vs_base = None
         if best is not None and name != best:
-            p, method = welch_pvalue(finals[best][1], finals[name][1])
-        durations = [x["duration_s"] for x in trials if x.get("duration_s") is not None]
+            vs_best = verdict_welch(finals[name][1], finals[best][1], test_dir,
+                                    reference=best)
+            method = vs_best.how
+        if best_base is not None and name != best_base:
+            vs_base = verdict_vs_value(s, base_ref, test_dir)
+        if is_base[name]:
+            durations = [x["duration_s"] for x in r["final"]["runs"]
+                         if x.get("duration_s") is not None]
+        else:
+            durations = [x["duration_s"] for x in trials if x.get("duration_s") is not None]
         row = {
             **{k: base[k] for k in ("variant", "cell", "num_layers", "bidirectional",
                                     "hidden_size", "num_parameters")},
             f"best_{metric}": base["best_value"],
             f"{test}_mean": s.mean, f"{test}_std": s.std, f"{test}_n": s.n,
             f"{test}_ci95_low": s.low, f"{test}_ci95_high": s.high,
-            "p_value": p,
+            "p_value": vs_best.p if vs_best else float("nan"),
+            "verdict_vs_best": (vs_best.verdict or "") if vs_best else "",
+            "verdict_vs_baseline": (vs_base.verdict or "") if vs_base else "",
             **{k: base[k] for k in ("complete", "pruned", "failed", "budget", "final_failed")},
             "wall_time_s": sum(durations) if durations else float("nan"),
-            "tokens_per_s": _tokens_per_s(r, trials),
+            "tokens_per_s": None if is_base[name] else _tokens_per_s(r, trials),
+            "baseline": is_base[name],
         }
         if paper:
-            pub = lookup(paper["source"], paper["dataset"], name, short or "", "test")
+            pub = _published(paper, name, r, short or "")
             row["published"] = pub.value if pub else float("nan")
             row["published_diff"] = s.mean - pub.value if pub else float("nan")
-            if pub is None:
+            vs_pub = verdict_vs_value(s, pub.value if pub else None, test_dir)
+            row["verdict_vs_published"] = vs_pub.verdict or ""
+            if pub is None and not is_base[name]:
                 missing_paper.append(name)
+            elif pub is not None and pub.source != paper["source"]:
+                other_sources.append(f"{name}: {pub.variant} of {pub.citation}")
         rows.append(row)
         if base["failed"]:
             first = next((f["reason"] for f in r["failures"] if f["reason"]), None)
-            notes.append(f"{name}: {base['failed']} search trial(s) failed "
+            what = "baseline run(s)" if is_base[name] else "search trial(s)"
+            notes.append(f"{name}: {base['failed']} {what} failed "
                          f"({', '.join(base['fail_kinds'])})"
                          + (f", e.g. {first[:160]}" if first else ""))
-        if not base["complete"]:
+        if not base["complete"] and not is_base[name]:
             notes.append(f"{name}: no search trial completed, so it has no final runs")
-        elif base["final_failed"]:
+        elif base["final_failed"] and not is_base[name]:
             notes.append(f"{name}: {base['final_failed']} final run(s) failed")
     data = pd.DataFrame(rows)
     data["tokens_per_s"] = data["tokens_per_s"].astype(float)
     if best is not None:
         how = ("Welch's t-test (scipy.stats.ttest_ind, equal_var=False)" if method == "welch"
                else "a bootstrap Welch test (scipy not installed)")
-        notes.append(f"p: two-sided {how} of each variant's final {test} against {best}, "
-                     f"the variant with the best final {metric}; needs >= 2 seeds per side")
+        notes.append(f"vs best: two-sided {how} of each row's final {test} against {best}, "
+                     f"the variant with the best final {metric}: beats / falls short at "
+                     f"p < {ALPHA}, else matches; needs >= 2 seeds per side")
+    if test_dir is None:
+        notes.append(f"no verdicts: the direction of {test} is unknown")
+    else:
+        notes.append(f"verdicts against a value (published, best baseline): beats / falls "
+                     f"short when the row's 95% t-interval over its n seeds lies entirely on "
+                     f"the better / worse side ({'lower' if test_dir == 'minimize' else 'higher'}"
+                     " is better), matches when it contains the value; none for n < 2")
+    if best_base is not None:
+        r = next(x for x in results["variants"] if x["variant"] == best_base)
+        notes.append(f"baselines (no recurrence, fitted on the training split, scored by the "
+                     f"same metric): the best, {best_base} ({r.get('description') or ''}), "
+                     f"reaches {test} {base_ref:.4g}")
     if paper and missing_paper:
         notes.append(f"{paper['source']} reports no {paper['dataset']} test {short} for "
                      + ", ".join(missing_paper))
-    if data["tokens_per_s"].isna().all():
+    if other_sources:
+        notes.append("published figures from another source: " + "; ".join(other_sources))
+    if data.loc[~data["baseline"], "tokens_per_s"].isna().all():
         notes.append(f"tokens/s: no {TOKENS} in the trials' CSV logs")
     return ReportTable(
         study=results["study"], metric=metric, test_metric=test, direction=direction,
         data=data, best=best, paper=paper, notes=notes,
         description=results.get("description") or "",
         trials_per_variant=results.get("trials_per_variant", 0),
-        seeds=list(results.get("seeds", [])))
+        seeds=list(results.get("seeds", [])), best_baseline=best_base,
+        test_direction=test_dir)
 
 
 # ---------------------------------------------------------------------- formatting
@@ -337,13 +411,24 @@ def _duration(s: Any) -> str:
     return f"{m}m {sec:02d}s" if m < 60 else f"{m // 60}h {m % 60:02d}m"
 
 
+def _verdict_cell(verdict: str, n: int) -> str:
+    return f"{verdict} (n={n})" if verdict else DASH
+
+
+def display_name(table: ReportTable, row: Any) -> str:
+    """A row's name as the tables show it: baselines are marked."""
+    return f"{row['variant']} (baseline)" if row.get("baseline") else str(row["variant"])
+
+
 def display_rows(table: ReportTable, pm: str = "±") -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells shared by the terminal, Markdown and LaTeX tables."""
     test, metric, d = table.test_metric, table.metric, table.data
     headers = ["variant", "params (hidden)", f"best {metric}", f"final {test}",
-               "95% CI", "p vs best", "trials c/p/f", "wall time", "tokens/s"]
+               "95% CI", "vs best (Welch)", "trials c/p/f", "wall time", "tokens/s"]
     if table.paper:
-        headers += [f"{table.paper['source']} {test}", "diff"]
+        headers += [f"{table.paper['source']} {test}", "diff", f"vs {table.paper['source']}"]
+    if table.best_baseline:
+        headers.append(f"vs {table.best_baseline}")
     cells = []
     for _, r in d.iterrows():
         params = f"{int(r['num_parameters']):,}" if _isnum(r["num_parameters"]) else DASH
@@ -355,22 +440,32 @@ def display_rows(table: ReportTable, pm: str = "±") -> tuple[list[str], list[li
             final += f" {pm} {r[f'{test}_std']:.4f}" if n > 1 else ""
             final += f" (n={n})"
         else:
-            final = "failed" if r["final_failed"] else DASH
+            final = "failed" if r["final_failed"] or r["failed"] else DASH
         ci = (f"[{r[f'{test}_ci95_low']:.4f}, {r[f'{test}_ci95_high']:.4f}]"
               if n > 1 else DASH)
         if r["variant"] == table.best:
-            p = "best"
+            vs_best = "best"
+        elif r["verdict_vs_best"]:
+            p = r["p_value"]
+            vs_best = f"{r['verdict_vs_best']} (p={'<0.001' if p < 1e-3 else f'{p:.3f}'})"
         else:
-            p = DASH if not _isnum(r["p_value"]) else (
-                "<0.001" if r["p_value"] < 1e-3 else f"{r['p_value']:.3f}")
-        best = _num(r[f"best_{metric}"], 6) if r["complete"] else "none completed"
+            vs_best = DASH
+        if r["baseline"]:
+            best = _num(r[f"best_{metric}"], 6) if r["complete"] else "failed"
+            trials = DASH
+        else:
+            best = _num(r[f"best_{metric}"], 6) if r["complete"] else "none completed"
+            trials = f"{r['complete']}/{r['pruned']}/{r['failed']}"
         tok = f"{r['tokens_per_s']:,.0f}" if _isnum(r["tokens_per_s"]) else DASH
-        row = [r["variant"], params, best, final, ci, p,
-               f"{r['complete']}/{r['pruned']}/{r['failed']}", _duration(r["wall_time_s"]),
-               tok]
+        row = [display_name(table, r), params, best, final, ci, vs_best, trials,
+               _duration(r["wall_time_s"]), tok]
         if table.paper:
             diff = r["published_diff"]
-            row += [_num(r["published"]), f"{diff:+.4f}" if _isnum(diff) else DASH]
+            row += [_num(r["published"]), f"{diff:+.4f}" if _isnum(diff) else DASH,
+                    _verdict_cell(r["verdict_vs_published"], n)]
+        if table.best_baseline:
+            row.append("reference" if r["variant"] == table.best_baseline
+                       else _verdict_cell(r["verdict_vs_baseline"], n))
         cells.append(row)
     return headers, cells
 
@@ -384,9 +479,9 @@ def to_rich(table: ReportTable):
                 caption_justify="left")
     for i, h in enumerate(headers):
         out.add_column(h, justify="left" if i == 0 else "right",
-                       style="bold" if i == 0 else None)
-    for row in cells:
-        out.add_row(*row, style="green" if row[0] == table.best else None)
+                       style="bold" if i == 0 else None, no_wrap=i == 0)
+    for row, base in zip(cells, table.data["baseline"]):
+        out.add_row(*row, style="green" if row[0] == table.best else ("dim" if base else None))
     return out
 
 
@@ -442,6 +537,6 @@ def to_latex(table: ReportTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ReportError", "ReportTable", "StudySource", "build_table", "display_rows",
-           "latex_escape", "open_source", "parse_paper", "read_log", "to_csv", "to_latex",
-           "to_markdown", "to_rich"]
+__all__ = ["ReportError", "ReportTable", "StudySource", "build_table", "display_name",
+           "display_rows", "latex_escape", "open_source", "parse_paper", "read_log", "to_csv",
+           "to_latex", "to_markdown", "to_rich"]

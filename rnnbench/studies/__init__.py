@@ -23,6 +23,8 @@ _EXPORTS = {
     "collect": "results", "write_results": "results", "variant_rows": "results",
     "param_importances": "results", "results_table": "results",
     "STORAGE_ENV": "storage", "mask_password": "storage", "check_storage": "storage",
+    "run_baselines": "baselines", "evaluate_baseline": "baselines",
+    "stored_baselines": "baselines",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -409,6 +409,10 @@ def launch_study(
         highlight=False)
     if plan.note:
         console.print(f"[yellow]note:[/yellow] {plan.note}", highlight=False)
+    # study.baselines: fitted and scored here, before any worker (stored; resumed runs skip).
+    from rnnbench.studies.baselines import run_baselines
+
+    run_baselines(run, log=lambda line: console.print(line, highlight=False))
 
     procs: list[_Proc] = []
     state = {"signals": 0}

@@ -125,6 +125,7 @@ def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> di
                 "test_metric": summary.get(test_metric) if test_metric else None,
             },
         })
+    variants += baseline_variants(run, metric, test_metric)
     return {
         "version": RESULTS_VERSION,
         "study": spec.name,
@@ -141,6 +142,56 @@ def collect(run: StudyRun, sizes: dict[str, dict[str, Any]] | None = None) -> di
         "variants": variants,
         "trials": trials,
     }
+
+
+def _baseline_variant(spec: Any, name: str, slot: dict[str, Any], metric: str,
+                      test_metric: str | None) -> dict[str, Any]:
+    """One baseline as a ``results.json`` variant entry: a budget of one "trial" (its fit),
+    one final run per seed, ``"baseline": true``."""
+    seeds = [str(s) for s in (list(spec.seeds) or [int(spec.config.get("seed", 0) or 0)])]
+    rows = [slot["seeds"][s] for s in seeds if s in slot.get("seeds", {})]
+    runs = [{"number": i, "seed": r["seed"], "state": r["state"], "value": _finite(r["value"]),
+             "metrics": r["metrics"], "fail_reason": r["fail_reason"], "run_dir": None,
+             "num_parameters": r["num_parameters"], "hidden_size": None,
+             "duration_s": r.get("duration_s")} for i, r in enumerate(rows)]
+    ok = [r for r in rows if r["state"] == "COMPLETE"]
+    summary = _summary(runs)
+    values = [v for v in (_finite(r["value"]) for r in ok) if v is not None]
+    first = ok[0] if ok else (rows[0] if rows else {})
+    return {
+        "variant": name, "baseline": True, "cell": None, "num_layers": None,
+        "bidirectional": None, "hidden_size": None,
+        "num_parameters": first.get("num_parameters"),
+        "description": first.get("description", ""), "options": first.get("options", {}),
+        "published_as": first.get("published_as"),
+        "trials": {"budget": 1, "done": 1 if rows else 0, "complete": 1 if ok else 0,
+                   "pruned": 0, "failed": 1 if rows and not ok else 0, "retried": 0,
+                   "pending": 0 if rows else 1},
+        "failures": [{"kind": SEARCH, "number": i, "fail_kind": "error",
+                      "reason": r["fail_reason"], "retried": False}
+                     for i, r in enumerate(rows) if r["state"] != "COMPLETE"],
+        "best": None if not values else {
+            "number": 0, "value": statistics.fmean(values), "params": first.get("options", {}),
+            "best_epoch": None},
+        "final": {
+            "seeds": list(spec.seeds), "runs": runs, "summary": summary,
+            "metric": summary.get(metric),
+            "test_metric": summary.get(test_metric) if test_metric else None,
+        },
+        "wall_time_s": sum(r.get("duration_s") or 0.0 for r in rows),
+    }
+
+
+def baseline_variants(run: StudyRun, metric: str, test_metric: str | None
+                      ) -> list[dict[str, Any]]:
+    """The ``study.baselines`` rows stored with the study, in the study file's order."""
+    from rnnbench.studies.baselines import stored_baselines
+
+    if not getattr(run.spec, "baselines", None):
+        return []
+    stored = stored_baselines(run)
+    return [_baseline_variant(run.spec, e["name"], stored[e["name"]], metric, test_metric)
+            for e in run.spec.baselines if e["name"] in stored]
 
 
 def param_importances(run: StudyRun, variant: Variant
@@ -174,7 +225,7 @@ def param_importances(run: StudyRun, variant: Variant
 RESULTS_CSV_COLUMNS = (
     "variant", "cell", "num_layers", "bidirectional", "hidden_size", "num_parameters", "budget",
     "complete", "pruned", "failed", "retried", "best_trial", "best_value", "best_params",
-    "n_seeds",
+    "n_seeds", "baseline",
 )
 
 
@@ -185,6 +236,8 @@ def variant_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     Every per-variant table reads these from here: ``results.csv``, the launcher's table and
     ``rnnbench report`` (which adds its statistics), so no two of them can disagree.
 
+    Baselines (``study.baselines``) come as rows with ``baseline`` true, after the variants.
+
     Returns:
         Dicts with the keys of :data:`RESULTS_CSV_COLUMNS`, plus ``done``, ``fail_kinds``
         (why search trials failed for good), ``final_failed`` and, for ``M`` the study's
@@ -194,7 +247,8 @@ def variant_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     for r in results["variants"]:
         t, best, final = r["trials"], r["best"] or {}, r["final"]
         row = {
-            "variant": r["variant"], "cell": r.get("cell"), "num_layers": r.get("num_layers"),
+            "variant": r["variant"], "baseline": bool(r.get("baseline")),
+            "cell": r.get("cell"), "num_layers": r.get("num_layers"),
             "bidirectional": r.get("bidirectional"), "hidden_size": r.get("hidden_size"),
             "num_parameters": r.get("num_parameters"), "budget": t["budget"],
             "done": t["done"], "complete": t["complete"], "pruned": t["pruned"],
@@ -287,7 +341,8 @@ def results_table(results: dict[str, Any]):
         if r["failed"] and r["fail_kinds"]:
             failed += " (" + ", ".join(r["fail_kinds"]) + ")"
         table.add_row(
-            r["variant"], str(r["hidden_size"] or "-"),
+            r["variant"] + (" (baseline)" if r["baseline"] else ""),
+            str(r["hidden_size"] or "-"),
             f"{params:,}" if isinstance(params, int) else "-",
             f"{r['done']}/{r['budget']}", str(r["pruned"]), failed,
             f"{r['best_value']:.4f}" if r["best_value"] is not None else "none completed",
@@ -296,5 +351,5 @@ def results_table(results: dict[str, Any]):
     return table
 
 
-__all__ = ["RESULTS_CSV_COLUMNS", "collect", "param_importances", "results_table",
-           "variant_rows", "write_results"]
+__all__ = ["RESULTS_CSV_COLUMNS", "baseline_variants", "collect", "param_importances",
+           "results_table", "variant_rows", "write_results"]

@@ -16,7 +16,7 @@ from rnnbench.studies.space import SearchSpace, build_space, get_path
 STUDY_KEYS = (
     "name", "description", "variants", "trials_per_variant", "space", "overrides", "sampler",
     "pruner", "metric", "direction", "test_metric", "seeds", "storage", "retries",
-    "heartbeat_interval", "grace_period", "paper",
+    "heartbeat_interval", "grace_period", "paper", "baselines",
 )
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -73,6 +73,8 @@ class StudySpec:
         retries: How many times a trial whose worker died is run again.
         heartbeat_interval: Seconds between heartbeats of a running trial.
         grace_period: Seconds without a heartbeat before a trial is declared lost.
+        baselines: Models without recurrence scored beside the variants, ``[{"name",
+            "options"}]`` (:func:`rnnbench.studies.baselines.parse_baselines`).
     """
 
     name: str
@@ -94,6 +96,7 @@ class StudySpec:
     description: str = ""
     source: str | None = None
     paper: dict[str, str] | None = None
+    baselines: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._spaces: dict[str, SearchSpace] = {}
@@ -151,6 +154,7 @@ class StudySpec:
             "grace_period": self.grace_period,
             "source": self.source,
             "paper": dict(self.paper) if self.paper else None,
+            "baselines": copy.deepcopy(self.baselines),
         }
 
     @classmethod
@@ -179,14 +183,15 @@ class StudySpec:
             grace_period=int(data.get("grace_period", 90)),
             source=data.get("source"),
             paper=data.get("paper"),
+            baselines=copy.deepcopy(data.get("baselines") or []),
         )
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a study is resumed: everything that shapes a trial.
 
         Hardware (accelerator, devices), logging, the storage, the number of trials (it may
-        grow), the seeds of the final re-runs (they may be added to) and the variants (new
-        ones get their own budget) are left out.
+        grow), the seeds of the final re-runs (they may be added to), the variants (new
+        ones get their own budget) and the baselines (scored apart) are left out.
         """
         cfg = copy.deepcopy(self.config)
         cfg.pop("logging", None)
@@ -352,6 +357,17 @@ def _parse_paper(raw: Any) -> dict[str, str] | None:
     return {"source": raw["source"], "dataset": raw["dataset"]}
 
 
+def _parse_baselines(raw: Any, variants: set[str]) -> list[dict[str, Any]]:
+    from rnnbench.studies.baselines import parse_baselines
+
+    out = parse_baselines(raw)
+    clash = sorted({e["name"] for e in out} & variants)
+    if clash:
+        raise ConfigError(f"study.baselines {clash} share a name with a variant; a table row "
+                          "needs one name")
+    return out
+
+
 def parse_study(
     raw: Mapping[str, Any], cfg: dict[str, Any], *, source: str | None = None,
     default_name: str = "study",
@@ -461,6 +477,7 @@ def parse_study(
         description=str(raw.get("description") or cfg.get("description") or ""),
         source=source,
         paper=_parse_paper(raw.get("paper")),
+        baselines=_parse_baselines(raw.get("baselines"), names),
     )
     if spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError("study.grace_period must be longer than study.heartbeat_interval")

@@ -106,7 +106,7 @@ def test_cli_writes_every_format_and_figure(study, tmp_path, capsys):
     out = tmp_path / "out"
     rc, stdout, err = _report(str(study), "--out", str(out), capsys=capsys)
     assert rc == 0, err
-    assert "p vs best" in stdout and "chung2014 test/nll" in stdout
+    assert "vs best (Welch)" in stdout and "chung2014 test/nll" in stdout
     assert "0/0/2" in stdout and "none completed" in stdout  # rnn_relu's counts
     names = {p.name for p in out.iterdir()}
     figures = {"learning_curves", "history", "importance", "metric_vs_params"}
@@ -130,7 +130,7 @@ def test_formats_name_lookup_and_results_json_only(study, tmp_path, capsys, monk
                               "chung2014:nottingham", "--out", str(tmp_path / "a"), capsys=capsys)
     assert rc == 0, err
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["report.csv"]
-    assert "p vs best" not in stdout  # no terminal table
+    assert "vs best (Welch)" not in stdout  # no terminal table
     assert "3.23" in (tmp_path / "a" / "report.csv").read_text()  # the --paper given wins
     # a folder with only results.json still gives the table; importance needs the storage
     only = tmp_path / "only"
