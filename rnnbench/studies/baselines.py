@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rnnbench.experiment import ConfigError
+from rnnbench.config import ConfigError
 
 BASELINES_ATTR = "rnnbench:baselines"
 
