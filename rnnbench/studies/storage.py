@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -15,6 +16,9 @@ from rnnbench.config import ConfigError
 from rnnbench.redact import MASK, _secrets, mask_password, mask_secrets, redact  # noqa: F401
 
 RDB_DIALECTS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
+# How long a server storage's calls wait for it to come back, without the study's settings
+# (3 x the default grace period), and the longest pause between two tries.
+DEFAULT_PATIENCE_S, MAX_WAIT_S = 270.0, 8.0
 # Where workers (and users who keep passwords off command lines) put the storage URL: the
 # launcher hands it to its workers here, never on their command line, which every user of
 # the machine can read (`ps`, /proc/PID/cmdline) and W&B would otherwise record.
@@ -285,22 +289,33 @@ def _open_journal(parsed: StorageURL) -> Any:
                            "written by Optuna") from None
 
 
-def _open_rdb(parsed: StorageURL, heartbeat: dict[str, int]) -> Any:
+def _open_rdb(parsed: StorageURL, heartbeat: dict[str, int], patience: float) -> Any:
     import optuna
     import sqlalchemy.exc
 
     engine_kwargs: dict[str, Any] = {}
+    retrying: dict[str, Any] = {}
     if parsed.kind == "sqlite":
+        # A file: nothing restarts under it, and its lasting errors (read-only, no such
+        # table) would only be repeated. SQLite waits for its lock by itself (timeout).
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
         if parsed.text.startswith(("postgresql", "mysql", "mariadb")):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        retrying = {"patience": patience, "max_wait_s": min(
+            MAX_WAIT_S, float(heartbeat.get("heartbeat_interval") or MAX_WAIT_S))}
     try:
         with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.x
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(parsed.url, engine_kwargs=engine_kwargs,
-                                                 **heartbeat)
+            if retrying:  # a server: its calls wait out a restart (see studies/retry.py)
+                from rnnbench.studies.retry import RetryingRDBStorage
+
+                storage = RetryingRDBStorage(parsed.url, engine_kwargs=engine_kwargs,
+                                             **heartbeat, **retrying)
+            else:
+                storage = optuna.storages.RDBStorage(parsed.url, engine_kwargs=engine_kwargs,
+                                                     **heartbeat)
         if parsed.kind == "sqlite":
             _serialize_sqlite(storage.engine)
         return storage
@@ -320,14 +335,20 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     create: bool = True,
+    patience: float | None = None,
 ) -> Any:
     """Opens (and for files, creates) the Optuna storage at ``url``.
+
+    A database server's storage retries its calls through a restart (see
+    :mod:`rnnbench.studies.retry`); opening it does not: an unreachable server fails at once.
 
     Args:
         url: A storage URL (see :func:`parse_storage_url`).
         heartbeat_interval: Seconds between a running trial's heartbeats (RDB storages).
         grace_period: Seconds without a heartbeat after which a running trial is stale.
         create: Create the parent folder of a file storage.
+        patience: Seconds a database server may stay unreachable before a call fails
+            (default: 3 x ``grace_period``, or 270 s without one).
 
     Raises:
         StorageError: Bad URL, missing database driver, an unwritable or damaged file, or an
@@ -350,10 +371,57 @@ def open_storage(
     if heartbeat_interval:
         heartbeat = {"heartbeat_interval": int(heartbeat_interval),
                      "grace_period": int(grace_period or 4 * heartbeat_interval)}
-    return _open_rdb(parsed, heartbeat)
+    if patience is None:
+        patience = 3 * heartbeat["grace_period"] if heartbeat else DEFAULT_PATIENCE_S
+    return _open_rdb(parsed, heartbeat, patience)
+
+
+@functools.cache
+def _transient_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    import sqlalchemy.exc as sa
+
+    transient: list[type] = [sa.OperationalError, sa.InterfaceError, sa.DisconnectionError]
+    try:
+        import psycopg
+
+        transient.append(psycopg.OperationalError)
+    except ImportError:
+        pass
+    return tuple(transient), (sa.IntegrityError,)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether ``err`` is a storage error that goes away by itself: a dropped or refused
+    connection, a server shutting down or starting up (SQLAlchemy ``OperationalError``,
+    ``InterfaceError``, ``DisconnectionError``, or psycopg's ``OperationalError``), anywhere
+    in its chain of causes (Optuna re-raises them as ``StorageInternalError``). A constraint
+    violation (``IntegrityError``) anywhere in the chain never is: repeating it cannot help.
+    """
+    transient, never = _transient_types()
+    found, seen = False, set()
+    todo: list[BaseException | None] = [err]
+    while todo:
+        link = todo.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        if isinstance(link, never):
+            return False
+        found = found or isinstance(link, transient)
+        todo += [link.__cause__, link.__context__]
+    return found
+
+
+def error_line(err: BaseException) -> str:
+    """``Type: first line`` of the deepest cause of ``err``: a driver's own message (what
+    Optuna's ``StorageInternalError`` and SQLAlchemy's wrappers hide). May quote a URL: redact
+    it before showing it."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 __all__ = ["STORAGE_ENV", "StorageError", "StorageURL", "check_journal", "check_storage",
-           "default_storage_url", "mask_password", "mask_secrets", "open_storage",
-           "parse_storage_url", "redact",
-           "storage_from_env"]
+           "default_storage_url", "error_line", "is_transient", "mask_password", "mask_secrets",
+           "open_storage", "parse_storage_url", "redact", "storage_from_env"]
