@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench._private import stale_trial_ids
 from rnnbench.config import ConfigError
+from rnnbench.studies.retry import storage_up_for
 from rnnbench.studies.samplers import make_pruner
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import StorageURL, open_storage, parse_storage_url
@@ -308,8 +309,14 @@ class StudyRun:
             added[v.name] = n
         return added
 
-    def requeue(self, study: optuna.Study, failed: FrozenTrial) -> None:
-        """Queues ``failed`` again with the same parameters (and grid point)."""
+    def requeue(self, study: optuna.Study, failed: FrozenTrial) -> bool:
+        """Queues ``failed`` again with the same parameters (and grid point), unless its retry
+        is queued already (two processes that each believe they failed it, after a storage
+        outage hid whose write landed, add one retry between them). Returns whether it added
+        one."""
+        if any(t.user_attrs.get("retried_from") == failed.number
+               for t in study.get_trials(deepcopy=False)):
+            return False
         keep = ("variant", "kind", "slot", "seed", "source_trial")
         attrs = {k: failed.user_attrs[k] for k in keep if k in failed.user_attrs}
         cause = failed.user_attrs.get("fail_kind", LOST)
@@ -321,6 +328,7 @@ class StudyRun:
         study.add_trial(optuna.create_trial(
             state=TrialState.WAITING, params=dict(failed.params),
             distributions=dict(failed.distributions), user_attrs=attrs, system_attrs=system))
+        return True
 
     def fail_and_requeue(self, study: optuna.Study, trial_id: int, *, kind: str,
                          reason: str) -> bool:
@@ -368,8 +376,13 @@ class StudyRun:
                 if not running:
                     continue
                 stale = self._stale_numbers(study)
+                # Just after an outage of the storage (these reads may have waited one out)
+                # every worker's heartbeat looks old: they could not beat either. Judge by
+                # heartbeats (and by claims never started) only once the storage has been back
+                # for a grace period; a dead pid on this host is judged at once.
+                timely = storage_up_for(self.storage) >= self.spec.grace_period
                 for t in running:
-                    reason = self._lost_reason(t, now, stale, dead)
+                    reason = self._lost_reason(t, now, stale, dead, timely=timely)
                     if reason is None:
                         continue
                     how = INTERRUPTED if interrupted and t.user_attrs.get("worker_pid") in dead \
@@ -390,13 +403,15 @@ class StudyRun:
             return set()
 
     def _lost_reason(self, t: FrozenTrial, now: float, stale: set[int],
-                     dead: set[int]) -> str | None:
+                     dead: set[int], *, timely: bool = True) -> str | None:
         pid = t.user_attrs.get("worker_pid")
         host = t.user_attrs.get("worker_host")
         who = f"worker pid {pid} on {host}"
         if pid is not None and host == HOST:
             if pid in dead or not alive(int(pid), t.user_attrs.get("worker_start")):
                 return f"{who} died while running it (killed or crashed)"
+            return None
+        if not timely:
             return None
         if t.number in stale:
             return f"no heartbeat from {who} for over {self.spec.grace_period} s"
