@@ -150,6 +150,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     for o in outcomes:
         counts[o.state] = counts.get(o.state, 0) + 1
     log(f"done: ran {len(outcomes)} trial(s) " + str(counts))
+    if worker.gave_up:  # the storage stayed unreachable: its trial is swept and run again
+        return 1
     return 130 if worker.stop.is_set() and any(
         o.reason.startswith("interrupted") for o in outcomes) else 0
 

@@ -23,16 +23,19 @@ from rnnbench.studies.ledger import (
     ERROR,
     HOST,
     INTERRUPTED,
+    LOST,
     NO_BEST,
     NONFINITE,
     Heartbeat,
     StudyRun,
     proc_start,
+    retryable,
     stored_spec,
 )
+from rnnbench.studies.retry import Patience, patience_of
 from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
-from rnnbench.studies.storage import open_storage, parse_storage_url
+from rnnbench.studies.storage import error_line, is_transient, open_storage, parse_storage_url
 from rnnbench.studies.trials import FINAL, SEARCH, all_values, trial_config
 from rnnbench.tracking import finish, run_attrs
 
@@ -62,6 +65,10 @@ class Worker:
         worker_id: A label for logs and trial attributes.
         log: Where progress lines go.
         poll_s: Seconds between looks at the storage while waiting for work.
+
+    Attributes:
+        gave_up: Why the loop stopped early, when the storage stayed unreachable (a database
+            server down for longer than its patience); empty otherwise.
     """
 
     run: StudyRun
@@ -71,6 +78,7 @@ class Worker:
     poll_s: float = 1.0
     stop: threading.Event = field(default_factory=threading.Event)
     outcomes: list[TrialOutcome] = field(default_factory=list)
+    gave_up: str = ""
     _in_trial: bool = field(default=False, init=False, repr=False)
     _interrupting: bool = field(default=False, init=False, repr=False)
     _wandb: Any = field(default=None, init=False, repr=False)  # the running trial's logger
@@ -102,22 +110,41 @@ class Worker:
 
     # ------------------------------------------------------------------ loop
     def loop(self, max_trials: int | None = None) -> list[TrialOutcome]:
-        """Runs trials until the study is done, ``max_trials`` ran, or :attr:`stop` is set."""
+        """Runs trials until the study is done, ``max_trials`` ran, or :attr:`stop` is set.
+
+        A storage that cannot be reached (a database restarting) is waited for; once it has
+        been unreachable for its patience the loop stops with :attr:`gave_up` set.
+        """
         run = self.run
         last_sweep = 0.0
+        patience = Patience(run.storage, patience_of(run.storage, run.spec.grace_period),
+                            pause_s=self.poll_s)
         while not self.stop.is_set():
-            if time.monotonic() - last_sweep > min(5.0, run.spec.heartbeat_interval):
-                for line in run.sweep():
-                    self.log(f"lost trial failed and re-queued: {line}")
-                last_sweep = time.monotonic()
-            claim = self.claim()
-            if claim is not None:
-                self.outcomes.append(self.run_trial(*claim))
-                if max_trials and len(self.outcomes) >= max_trials:
+            try:
+                if time.monotonic() - last_sweep > min(5.0, run.spec.heartbeat_interval):
+                    for line in run.sweep():
+                        self.log(f"lost trial failed and re-queued: {line}")
+                    last_sweep = time.monotonic()
+                claim = self.claim()
+                if claim is not None:
+                    self.outcomes.append(self.run_trial(*claim))
+                    patience.ok()
+                    if max_trials and len(self.outcomes) >= max_trials:
+                        break
+                    continue
+                if run.all_done():
+                    break
+                patience.ok()
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                if not patience.wait(err):
+                    self.gave_up = run.url.redact(
+                        f"the study storage has been unreachable for {patience.down_for():.0f} s "
+                        f"({error_line(err)}); giving up")
+                    self.log(self.gave_up)
                     break
                 continue
-            if run.all_done():
-                break
             self.stop.wait(self.poll_s)
         return self.outcomes
 
@@ -177,7 +204,10 @@ class Worker:
         return outcome
 
     def _finish(self, study: optuna.Study, tid: int, outcome: TrialOutcome,
-                attrs: dict[str, Any]) -> TrialOutcome:
+                attrs: dict[str, Any]) -> bool:
+        """Records ``outcome``; ``False`` when it could not be (the trial finished otherwise,
+        or the storage stayed unreachable: then the trial is left RUNNING, its heartbeat
+        stops, and a sweep declares it lost and queues it again)."""
         storage = self.run.storage
         try:
             for key, value in attrs.items():
@@ -188,7 +218,16 @@ class Worker:
                 study.tell(outcome.number, state=TrialState[outcome.state])
         except UpdateFinishedTrialError:
             outcome.reason = "another process declared this trial lost; result discarded"
-        return outcome
+            return False
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            outcome.state = "FAIL"
+            outcome.reason = self.run.url.redact(
+                f"outcome not recorded, the study storage is unreachable ({error_line(err)}); "
+                "it will be declared lost and run again")
+            return False
+        return True
 
     def _train(self, variant: Variant, kind: str, study: optuna.Study,
                frozen: FrozenTrial, tid: int) -> TrialOutcome:
@@ -205,8 +244,8 @@ class Worker:
             refused = self._pin_best(variant, frozen, tid)
             if refused:
                 out.reason = refused
-                return self._finish(study, tid, out,
-                                    {"fail_kind": NO_BEST, "fail_reason": out.reason})
+                self._finish(study, tid, out, {"fail_kind": NO_BEST, "fail_reason": out.reason})
+                return out
             study.sampler = optuna.samplers.RandomSampler(seed=seed)
         else:
             study.sampler = make_sampler(spec, variant, number)
@@ -215,7 +254,6 @@ class Worker:
             ("trials", f"{number:04d}")
         run_dir = self.output_dir / sub / variant.name / tag
         attrs: dict[str, Any] = {}
-        interrupted = False
         env_before = dict(os.environ)
         try:
             self._score(*self._fit(trial, tid, variant, kind, seed, run_dir), out, attrs)
@@ -226,17 +264,20 @@ class Worker:
             out.reason = str(err)
             attrs.update(fail_kind=NONFINITE, fail_reason=out.reason)
         except BaseException as err:  # noqa: BLE001 - every outcome is recorded
-            interrupted = self._on_error(err, out, attrs, run_dir)
+            self._on_error(err, out, attrs, run_dir)
         finally:
             if self._wandb is not None:
                 attrs.update(run_attrs(self._wandb))
                 finish()
                 self._wandb = None
             _restore_env(env_before)
-        self._finish(study, tid, out, attrs)
-        if interrupted:
+        if self._finish(study, tid, out, attrs) and \
+                attrs.get("fail_kind") in (INTERRUPTED, LOST):
+            # Not the trial's fault: this process failed it, so it queues the retry.
             try:
-                self.run.requeue(study, self.run.storage.get_trial(tid))
+                failed = self.run.storage.get_trial(tid)
+                if retryable(failed, self.run.spec.retries):
+                    self.run.requeue(study, failed)
             except Exception:  # noqa: BLE001 - `study run` re-queues it on the next run
                 pass
         return out
@@ -309,17 +350,24 @@ class Worker:
             out.state, out.value = "COMPLETE", float(value)
 
     def _on_error(self, err: BaseException, out: TrialOutcome, attrs: dict[str, Any],
-                  run_dir: Path) -> bool:
-        """Records a trial that raised; ``True`` when it was interrupted (queued again)."""
+                  run_dir: Path) -> None:
+        """Records why a trial raised: interrupted and lost trials are queued again."""
         if self.stop.is_set() or not isinstance(err, Exception):
             # Ctrl-C / SIGTERM / launcher gone (Lightning turns Ctrl-C into SystemExit):
             # not the trial's fault, so it is queued again without using a retry.
             self.stop.set()
             out.reason = "interrupted (Ctrl-C, SIGTERM or the launcher stopped)"
             attrs.update(fail_kind=INTERRUPTED, fail_reason=out.reason)
-            return True
+            return
         # An error may quote the storage URL (a driver's message): never its password.
         redact = self.run.url.redact
+        if is_transient(err):
+            # The storage stayed unreachable past its patience mid-trial (a metric report, the
+            # pruner's read): not the trial's fault either, so it is lost, not an error.
+            out.reason = redact(f"the study storage became unreachable during the trial "
+                                f"({error_line(err)})")
+            attrs.update(fail_kind=LOST, fail_reason=out.reason)
+            return
         out.reason = redact(f"{type(err).__name__}: {err}".strip())
         attrs.update(fail_kind=ERROR, fail_reason=out.reason[:2000])
         try:
@@ -327,7 +375,6 @@ class Worker:
             (run_dir / "error.txt").write_text(redact(traceback.format_exc()))
         except OSError:
             pass
-        return False
 
     def _wandb_logger(self, cfg, variant: Variant, kind: str, number: int, seed: int,
                       values: dict[str, Any]):
