@@ -15,12 +15,15 @@ from typing import Any
 
 from rnnbench.config import ConfigError
 from rnnbench.studies.ledger import StudyRun
+from rnnbench.studies.retry import Patience, patience_of
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import (
     STORAGE_ENV,
     StorageURL,
     check_storage,
     default_storage_url,
+    error_line,
+    is_transient,
     storage_from_env,
 )
 from rnnbench.studies.trials import trial_config
@@ -373,8 +376,9 @@ def launch_study(
             it to the report, which prints the same rows with their statistics).
 
     Returns:
-        Exit code: 0 done (results written), 1 workers gave up before the budget was met,
-        130 stopped by Ctrl-C (re-running the same command resumes).
+        Exit code: 0 done (results written), 1 workers gave up before the budget was met
+        or the storage stayed unreachable for longer than its patience, 130 stopped by
+        Ctrl-C (re-running the same command resumes).
 
     Raises:
         ConfigError: Bad study file, storage or worker count (nothing is written then).
@@ -441,12 +445,18 @@ def launch_study(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     forwarded = 0
+    # A storage that cannot be reached (a database restarting) is waited for, workers and
+    # all; once it has been unreachable for its patience the launcher stops them and exits 1.
+    patience = Patience(run.storage, patience_of(run.storage, spec.grace_period),
+                        pause_s=poll_s)
+    failed: list[_Proc] = []  # workers that exited with an error, not swept yet
+    gave_up = ""
     try:
         if not run.all_done():
             procs = [start(k) for k in range(plan.count)]
         with StudyProgress(run, workers=plan.count, sizes=sizes, console=console,
                            live=live) as view:
-            while any(not p.done for p in procs):
+            while failed or any(not p.done for p in procs):
                 if state["signals"] > forwarded:
                     forwarded = state["signals"]
                     view.log("stopping: the running trials are recorded as interrupted and "
@@ -463,21 +473,47 @@ def launch_study(
                     view.log(f"worker {p.index} (pid {p.popen.pid}) exited with "
                              f"{'signal ' + str(-rc) if rc < 0 else 'code ' + str(rc)}; "
                              f"last lines of {p.log}:\n{_tail(p.log)}")
-                    for line in run.sweep(dead_pids=[p.popen.pid]):
-                        view.log(f"failed and re-queued: {line}")
-                    if not run.all_done() and respawns < 2 * plan.count:
-                        respawns += 1
-                        view.log(f"restarting worker {p.index}")
-                        procs.append(start(p.index))
-                view.update(alive=sum(not p.done for p in procs))
-            if procs:
+                    failed.append(p)
+                try:
+                    if failed:
+                        for line in run.sweep(dead_pids=[p.popen.pid for p in failed]):
+                            view.log(f"failed and re-queued: {line}")
+                        for p in failed:
+                            if not run.all_done() and respawns < 2 * plan.count:
+                                respawns += 1
+                                view.log(f"restarting worker {p.index}")
+                                procs.append(start(p.index))
+                        failed.clear()
+                    view.update(alive=sum(not p.done for p in procs))
+                    patience.ok()
+                except Exception as err:
+                    if not is_transient(err):
+                        raise
+                    if not patience.wait(err):
+                        gave_up = url.redact(
+                            f"the study storage has been unreachable for "
+                            f"{patience.down_for():.0f} s ({error_line(err)})")
+                        break
+            if gave_up:  # nothing can be recorded: stop the workers, sweep nothing
+                on_signal(signal.SIGINT, None)
+            elif procs:
                 dead = [p.popen.pid for p in procs]
-                for line in run.sweep(dead_pids=dead, interrupted=bool(state["signals"])):
-                    view.log(f"failed and re-queued: {line}")
-                view.update(alive=0)
+                try:
+                    for line in run.sweep(dead_pids=dead, interrupted=bool(state["signals"])):
+                        view.log(f"failed and re-queued: {line}")
+                    view.update(alive=0)
+                except Exception as err:
+                    if not is_transient(err):
+                        raise
+                    gave_up = url.redact(f"the study storage is unreachable ({error_line(err)})")
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    if gave_up:
+        console.print(f"{gave_up}; the workers were told to stop. Once the storage is back, "
+                      "re-run the same command to resume.", style="red", highlight=False,
+                      markup=False)
+        return 1
     if state["signals"]:
         console.print(f"stopped; the storage is consistent. Re-run the same command to "
                       f"resume study {spec.name}.")

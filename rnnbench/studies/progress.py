@@ -69,7 +69,8 @@ class StudyProgress:
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:
-            self._live.update(self.render(self.snapshot()))
+            if exc[0] is None:  # (the storage may be what failed)
+                self._live.update(self.render(self.snapshot()))
             self._live.__exit__(*exc)
             self._live = None
 
