@@ -255,11 +255,6 @@ def test_three_hosts_keep_the_budget_through_a_killed_worker_and_cut_links(tmp_p
         "result discarded)" in out["logs"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "storage calls are not retried yet: a query during the restart fails the trial as an "
-    "error (counted, not retried) and the failed write of that outcome kills the worker; the "
-    "launcher dies in its progress poll. Needs a retry of transient storage errors in the "
-    "worker loop, the trial's writes and the launcher loop (docs/scaling.md)"))
 def test_three_hosts_keep_the_budget_through_a_database_restart(tmp_path):
     def faults(hosts: Hosts, watch: Watch, pg: PgCluster) -> dict:
         # Every host mid-trial or polling: drop every connection, refuse new ones for 3 s.
