@@ -310,10 +310,8 @@ class StudyRun:
         return added
 
     def requeue(self, study: optuna.Study, failed: FrozenTrial) -> bool:
-        """Queues ``failed`` again with the same parameters (and grid point), unless its retry
-        is queued already (two processes that each believe they failed it, after a storage
-        outage hid whose write landed, add one retry between them). Returns whether it added
-        one."""
+        """Queues ``failed`` again with the same parameters (and grid point) unless its retry
+        is queued already (after an outage two processes may each believe they failed it)."""
         if any(t.user_attrs.get("retried_from") == failed.number
                for t in study.get_trials(deepcopy=False)):
             return False
@@ -376,10 +374,9 @@ class StudyRun:
                 if not running:
                     continue
                 stale = self._stale_numbers(study)
-                # Just after an outage of the storage (these reads may have waited one out)
-                # every worker's heartbeat looks old: they could not beat either. Judge by
-                # heartbeats (and by claims never started) only once the storage has been back
-                # for a grace period; a dead pid on this host is judged at once.
+                # Right after a storage outage (these reads may have waited one out) every
+                # heartbeat looks old: none could beat. Judge by heartbeats and unstarted claims
+                # once the storage has been back for a grace period (dead local pids at once).
                 timely = storage_up_for(self.storage) >= self.spec.grace_period
                 for t in running:
                     reason = self._lost_reason(t, now, stale, dead, timely=timely)

@@ -1,4 +1,9 @@
-"""The launcher: pre-flight checks, then one worker process per GPU or per share of cores."""
+"""The launcher: pre-flight checks, then one worker process per GPU or per share of cores.
+
+Over 500 lines: pre-flight, placement and the launch loop are the three steps of
+``rnnbench study run`` and are read together; the launch loop (from ``_Proc`` down) is the part
+to move to a module of its own when it grows again.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +27,6 @@ from rnnbench.studies.storage import (
     StorageURL,
     check_storage,
     default_storage_url,
-    error_line,
-    is_transient,
     storage_from_env,
 )
 from rnnbench.studies.trials import trial_config
@@ -443,13 +446,35 @@ def launch_study(
             if not p.done and p.popen.poll() is None:
                 p.popen.send_signal(sig)
 
+    failed: list[_Proc] = []  # workers that exited with an error, not swept yet
+
+    def look(view: Any) -> None:
+        """Sweeps the trials of the workers that failed and restarts them; shows progress."""
+        nonlocal respawns
+        if failed:
+            for line in run.sweep(dead_pids=[p.popen.pid for p in failed]):
+                view.log(f"failed and re-queued: {line}")
+        for p in failed:
+            if not run.all_done() and respawns < 2 * plan.count:
+                respawns += 1
+                view.log(f"restarting worker {p.index}")
+                procs.append(start(p.index))
+        failed.clear()
+        view.update(alive=sum(not p.done for p in procs))
+
+    def last_look(view: Any) -> None:
+        """Sweeps what the workers left running (interrupted, after Ctrl-C)."""
+        dead = [p.popen.pid for p in procs]
+        for line in run.sweep(dead_pids=dead, interrupted=bool(state["signals"])):
+            view.log(f"failed and re-queued: {line}")
+        view.update(alive=0)
+
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     forwarded = 0
     # A storage that cannot be reached (a database restarting) is waited for, workers and
     # all; once it has been unreachable for its patience the launcher stops them and exits 1.
     patience = Patience(run.storage, patience_of(run.storage, spec.grace_period),
                         pause_s=poll_s)
-    failed: list[_Proc] = []  # workers that exited with an error, not swept yet
     gave_up = ""
     try:
         if not run.all_done():
@@ -474,45 +499,21 @@ def launch_study(
                              f"{'signal ' + str(-rc) if rc < 0 else 'code ' + str(rc)}; "
                              f"last lines of {p.log}:\n{_tail(p.log)}")
                     failed.append(p)
-                try:
-                    if failed:
-                        for line in run.sweep(dead_pids=[p.popen.pid for p in failed]):
-                            view.log(f"failed and re-queued: {line}")
-                        for p in failed:
-                            if not run.all_done() and respawns < 2 * plan.count:
-                                respawns += 1
-                                view.log(f"restarting worker {p.index}")
-                                procs.append(start(p.index))
-                        failed.clear()
-                    view.update(alive=sum(not p.done for p in procs))
-                    patience.ok()
-                except Exception as err:
-                    if not is_transient(err):
-                        raise
-                    if not patience.wait(err):
-                        gave_up = url.redact(
-                            f"the study storage has been unreachable for "
-                            f"{patience.down_for():.0f} s ({error_line(err)})")
-                        break
+
+                gave_up = patience.attempt(lambda: look(view))
+                if gave_up:
+                    break
             if gave_up:  # nothing can be recorded: stop the workers, sweep nothing
                 on_signal(signal.SIGINT, None)
             elif procs:
-                dead = [p.popen.pid for p in procs]
-                try:
-                    for line in run.sweep(dead_pids=dead, interrupted=bool(state["signals"])):
-                        view.log(f"failed and re-queued: {line}")
-                    view.update(alive=0)
-                except Exception as err:
-                    if not is_transient(err):
-                        raise
-                    gave_up = url.redact(f"the study storage is unreachable ({error_line(err)})")
+                gave_up = patience.attempt(lambda: last_look(view), wait=False)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
     if gave_up:
-        console.print(f"{gave_up}; the workers were told to stop. Once the storage is back, "
-                      "re-run the same command to resume.", style="red", highlight=False,
-                      markup=False)
+        console.print(f"{url.redact(gave_up)}; the workers were told to stop. Once the storage "
+                      "is back, re-run the same command to resume.", style="red",
+                      highlight=False, markup=False)
         return 1
     if state["signals"]:
         console.print(f"stopped; the storage is consistent. Re-run the same command to "

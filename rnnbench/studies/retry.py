@@ -250,6 +250,24 @@ class Patience:
         time.sleep(self.pause_s)
         return True
 
+    def why(self, err: BaseException) -> str:
+        """The line a loop that gives up on the storage says (redact it before showing)."""
+        return (f"the study storage has been unreachable for {self.down_for():.0f} s "
+                f"({error_line(err)})")
+
+    def attempt(self, step: Callable[[], Any], *, wait: bool = True) -> str:
+        """Runs ``step``, one pass of the loop over the storage. Returns ``""`` when it ran, or
+        failed with a transient error while there is patience left (after a pause; the loop
+        tries again next pass), else :meth:`why` it gives up."""
+        try:
+            step()
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            return "" if wait and self.wait(err) else self.why(err)
+        self.ok()
+        return ""
+
 
 def patience_of(storage: Any, grace_period: float) -> float:
     """How long a loop waits for ``storage`` to come back: its own patience, else 3 x

@@ -139,9 +139,7 @@ class Worker:
                 if not is_transient(err):
                     raise
                 if not patience.wait(err):
-                    self.gave_up = run.url.redact(
-                        f"the study storage has been unreachable for {patience.down_for():.0f} s "
-                        f"({error_line(err)}); giving up")
+                    self.gave_up = run.url.redact(f"{patience.why(err)}; giving up")
                     self.log(self.gave_up)
                     break
                 continue
@@ -217,12 +215,14 @@ class Worker:
             else:
                 study.tell(outcome.number, state=TrialState[outcome.state])
         except UpdateFinishedTrialError:
+            # Whatever the run reached, the trial is what the storage says (failed, lost).
+            outcome.state, outcome.value = "FAIL", None
             outcome.reason = "another process declared this trial lost; result discarded"
             return False
         except Exception as err:
             if not is_transient(err):
                 raise
-            outcome.state = "FAIL"
+            outcome.state, outcome.value = "FAIL", None
             outcome.reason = self.run.url.redact(
                 f"outcome not recorded, the study storage is unreachable ({error_line(err)}); "
                 "it will be declared lost and run again")

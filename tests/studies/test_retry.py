@@ -298,6 +298,29 @@ def test_a_trial_added_during_an_outage_is_added_once(storage, tmp_path):
     assert len(bare.get_trials()) == 2
 
 
+# ---------------------------------------------------------------------- polling loops
+def test_a_polling_loop_waits_for_the_storage_then_gives_up():
+    from rnnbench.studies.retry import Patience
+
+    patience = Patience(object(), seconds=0.3, pause_s=0.05)  # a storage with no clock
+    steps = []
+
+    def down() -> None:
+        steps.append(1)
+        raise _chained(_dropped())
+
+    assert patience.attempt(down) == ""  # paused: try again next pass
+    t0 = time.monotonic()
+    while not (why := patience.attempt(down)):
+        assert time.monotonic() - t0 < 5
+    assert why.startswith("the study storage has been unreachable for 0 s (OperationalError: "
+                          "server closed the connection unexpectedly)")
+    assert patience.attempt(lambda: None) == "" and patience.down_for() == 0.0
+    assert patience.attempt(down, wait=False)  # no waiting: give up at once
+    with pytest.raises(ValueError):  # anything else is not the storage's absence
+        patience.attempt(lambda: int("x"))
+
+
 # ---------------------------------------------------------------------- the worker
 def test_a_worker_gives_up_once_the_storage_stays_down(tiny, tmp_path):
     from rnnbench.studies.worker import Worker
@@ -346,6 +369,10 @@ def test_a_trial_the_outage_broke_is_lost_and_queued_again_not_an_error(tiny, tm
     failed = st.get_trial(tid)
     assert failed.state == TrialState.FAIL and failed.user_attrs["fail_kind"] == LOST
     assert run.requeue(study, failed) is True and run.requeue(study, failed) is False
+    # A result that arrives after the trial was failed is discarded, and says so.
+    late = TrialOutcome(v.name, SEARCH, 0, "COMPLETE", value=1.0)
+    assert worker._finish(study, tid, late, {"metrics": {}}) is False
+    assert (late.state, late.value) == ("FAIL", None) and "result discarded" in late.reason
 
 
 # ---------------------------------------------------------------------- a real restart
