@@ -27,10 +27,11 @@ from rnnbench.studies.runner import StudyRun  # here: importing it mid-test take
 from .conftest import ROOT, TINY
 from .netns import Network, PgCluster, why_not
 
-# Trials of a few seconds, so that every fault lands mid-trial; a heartbeat each second and a
-# trial declared lost after 10 s of silence; retries enough that a slow machine's false alarm
+# Trials of several seconds even on a quiet machine (2 epochs ran in ~1 s there, and the
+# kill step found no trial to kill), so that every fault lands mid-trial; a heartbeat each
+# second and a trial declared lost after 10 s of silence; retries enough that a slow machine's false alarm
 # cannot use a real loss's retry up.
-STUDY = ["data.limit_pieces=40", "trainer.max_epochs=2", "trainer.limit_val_batches=null",
+STUDY = ["data.limit_pieces=40", "trainer.max_epochs=6", "trainer.limit_val_batches=null",
          "study.variants=[lstm, gru]", "study.trials_per_variant=2", "study.seeds=0",
          "study.heartbeat_interval=1", "study.grace_period=10", "study.retries=3"]
 START = re.compile(r"\] start (\S+) (trial|final seed \d+) #(\d+)$")
