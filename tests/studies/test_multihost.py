@@ -29,8 +29,8 @@ from .netns import Network, PgCluster, why_not
 
 # Trials of several seconds even on a quiet machine (2 epochs ran in ~1 s there, and the
 # kill step found no trial to kill), so that every fault lands mid-trial; a heartbeat each
-# second and a trial declared lost after 10 s of silence; retries enough that a slow machine's false alarm
-# cannot use a real loss's retry up.
+# second and a trial declared lost after 10 s of silence; retries enough that a slow
+# machine's false alarm cannot use a real loss's retry up.
 STUDY = ["data.limit_pieces=40", "trainer.max_epochs=6", "trainer.limit_val_batches=null",
          "study.variants=[lstm, gru]", "study.trials_per_variant=2", "study.seeds=0",
          "study.heartbeat_interval=1", "study.grace_period=10", "study.retries=3"]
