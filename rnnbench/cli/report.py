@@ -9,8 +9,9 @@ FORMATS = ("terminal", "markdown", "csv", "latex")
 
 HELP = """\
 Report one comparison study: one row per variant with its size, best validation value, final
-test metric (mean +- std over the seeds, 95% t-interval, Welch p-value against the best
-variant), trial counts, wall time and throughput, optionally beside a paper's numbers; plus
+test metric (mean +- std over the seeds, 95% t-interval, Welch's verdict against the best
+variant), trial counts, wall time and throughput, optionally beside a paper's numbers, and
+the study's baselines (study.baselines) with each row's verdict against them; plus
 learning curves, optimisation history, parameter importance and metric vs size (PNG + SVG),
 all gathered in report.md. See docs/report.md for every column.
 

@@ -10,24 +10,6 @@ from typing import Any
 
 FORMATS = ("terminal", "markdown", "csv", "latex")
 
-HELP = """\
-Report one comparison study: one row per variant with its size, best validation value, final
-test metric (mean +- std over the seeds, 95% t-interval, Welch's verdict against the best
-variant), trial counts, wall time and throughput, optionally beside a paper's numbers, and
-the study's baselines (study.baselines) with each row's verdict against them; plus
-learning curves, optimisation history, parameter importance and metric vs size (PNG + SVG),
-all gathered in report.md. See docs/report.md for every column.
-
-STUDY is a study name (looked up in runs/STUDY/, or in --storage / --dir) or a study output
-folder holding study.db, study.journal or results.json.
-
-examples:
-  rnnbench report jsb_tiny
-  rnnbench report runs/jsb_chung2014 --paper chung2014:jsb_chorales --format terminal,latex
-  rnnbench report jsb_chung2014 --storage postgresql+psycopg://user:pw@db-host:5432/rnnbench \\
-      --out paper/tables --no-plots
-"""
-
 
 def _markdown_report(table: Any, results: dict[str, Any], figures: list[Any]) -> str:
     """``report.md``: settings, the table, notes, the figures."""
