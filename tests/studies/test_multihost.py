@@ -27,6 +27,10 @@ from rnnbench.studies.runner import StudyRun  # here: importing it mid-test take
 from .conftest import ROOT, TINY
 from .netns import Network, PgCluster, why_not
 
+# Slow: about 1.5 min, and in a full run on 2 busy cores the kill step once found no trial
+# to kill in time; run it with `pytest -m slow tests/studies/test_multihost.py`.
+pytestmark = pytest.mark.slow
+
 # Trials of several seconds even on a quiet machine (2 epochs ran in ~1 s there, and the
 # kill step found no trial to kill), so that every fault lands mid-trial; a heartbeat each
 # second and a trial declared lost after 10 s of silence; retries enough that a slow
