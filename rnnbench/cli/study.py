@@ -81,7 +81,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # One table at the end: the report's (the same rows with their statistics), or
         # the launcher's when there is no report.
         code = launch_study(spec, workers=args.workers, storage=args.storage,
-                            live=False if args.no_live else None, show_table=args.no_report)
+                            live=False if args.no_live else None, show_table=args.no_report,
+                            threads=args.threads)
     except ConfigError as err:
         raise CLIError(str(err)) from None
     if code == 0 and not args.no_report:
@@ -156,10 +157,116 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         o.reason.startswith("interrupted") for o in outcomes) else 0
 
 
-def add_parser(sub: Any) -> None:
-    """Adds ``study run`` and ``study worker`` to the ``rnnbench`` command."""
+LIST_HELP = """\
+List the rnnbench studies in the study folders under FOLDER (default: runs, each holding a
+study.db or study.journal) or in one storage, with their state (new, running, stopped,
+done), runs done of the budget, running, failed and pruned trials, the best value so far
+and, while workers run, the time left.
 
-    p = sub.add_parser("study", help="Optuna comparison studies (run, worker)",
+examples:
+  rnnbench study list
+  rnnbench study list /scratch/me/runs
+  RNNBENCH_STORAGE=postgresql+psycopg://user:pw@db-host:5432/rnnbench rnnbench study list
+"""
+
+STATUS_HELP = """\
+Where one study stands, per variant: runs done, running, failed, pruned and waiting, the
+search budget and final re-runs spent, the best value so far, and the time left at the mean
+duration of the finished runs shared by the workers running now. Read-only: safe while the
+study runs. NAME is found in --storage, --dir, runs/NAME, or where `rnnbench study run`
+last ran it on this machine.
+
+examples:
+  rnnbench study status chung2014_jsb
+  rnnbench study status chung2014_jsb --json
+  rnnbench study status big_sweep --storage postgresql+psycopg://user:pw@db-host/rnnbench
+"""
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rnnbench.config import ConfigError
+
+    try:
+        from rnnbench.studies.status import list_table, statuses_in, storages_under
+        from rnnbench.studies.storage import storage_from_env
+
+        storage = args.storage or (None if args.folder else storage_from_env())
+        folder = args.folder or "runs"
+        if storage is None and not Path(folder).is_dir():
+            raise ConfigError(f"folder {folder} does not exist; give the folder that holds "
+                              "the study folders (logging.dir), or --storage URL")
+        urls = [storage] if storage else storages_under(folder)
+        statuses = [s for url in urls for s in statuses_in(url)]
+    except ConfigError as err:
+        raise CLIError(str(err)) from None
+    if args.json:
+        import json
+
+        from rnnbench.studies.status import as_dict
+
+        print(json.dumps([as_dict(s) for s in statuses], indent=1))
+        return 0
+    if not statuses:
+        print(f"no rnnbench study in {storage or Path(folder).resolve()}")
+        return 0
+    from rich.console import Console
+
+    Console(width=None if sys.stdout.isatty() else 200).print(list_table(statuses))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from rnnbench.config import ConfigError
+
+    if args.storage and args.dir:
+        raise CLIError("give either --storage URL or --dir FOLDER, not both")
+    try:
+        from rnnbench.studies.ledger import StudyRun
+        from rnnbench.studies.status import as_dict, locate, status_table, study_status
+        from rnnbench.studies.storage import storage_from_env
+
+        storage = args.storage or (None if args.dir else storage_from_env())
+        url = locate(args.name, storage=storage, folder=args.dir)
+        status = study_status(StudyRun.attach(url, args.name))
+    except ConfigError as err:
+        raise CLIError(str(err)) from None
+    if args.json:
+        import json
+
+        print(json.dumps(as_dict(status), indent=1))
+        return 0
+    from rich.console import Console
+
+    Console(width=None if sys.stdout.isatty() else 200).print(status_table(status))
+    return 0
+
+
+def _add_list_status(ssub: Any, fmt: Any) -> None:
+    """``study list`` and ``study status`` (read-only views of studies)."""
+    ls = ssub.add_parser("list", help="the studies in a folder or a storage, with state",
+                         description=LIST_HELP, formatter_class=fmt)
+    ls.add_argument("folder", nargs="?", default=None,
+                    help="folder holding study folders (default: runs)")
+    ls.add_argument("--storage", default=None, metavar="URL",
+                    help="list the studies in this storage instead (default: "
+                    "$RNNBENCH_STORAGE when no folder is given)")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=_cmd_list)
+    st = ssub.add_parser("status", help="per-variant progress, best value and ETA of a study",
+                         description=STATUS_HELP, formatter_class=fmt)
+    st.add_argument("name", metavar="NAME", help="the study name")
+    st.add_argument("--storage", default=None, metavar="URL",
+                    help="the study's storage (default: $RNNBENCH_STORAGE if set)")
+    st.add_argument("--dir", default=None, metavar="FOLDER",
+                    help="the study's output folder ({logging.dir}/{name})")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    st.set_defaults(func=_cmd_status)
+
+
+def add_parser(sub: Any) -> None:
+    """Adds ``study run``, ``worker``, ``list`` and ``status`` to the ``rnnbench`` command."""
+
+    p = sub.add_parser("study", help="Optuna comparison studies (run, worker, list, status)",
                        description="Optuna comparison studies of recurrent variants.")
     ssub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND",
                             parser_class=IntermixedParser)
@@ -188,7 +295,11 @@ def add_parser(sub: Any) -> None:
                    help="apply the file's quick: section: a short version of the same study")
     r.add_argument("--no-live", action="store_true",
                    help="print progress lines instead of the live table")
+    r.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch/OpenMP threads of each training process (default: "
+                   "OMP_NUM_THREADS when set, else the cores split between the workers)")
     r.set_defaults(func=_cmd_run)
+    _add_list_status(ssub, fmt)
 
     w = ssub.add_parser("worker", help="join a running study (another machine, SLURM)",
                         description=WORKER_HELP, formatter_class=fmt)

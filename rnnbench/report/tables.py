@@ -53,10 +53,9 @@ def _storage_files(folder: Path) -> list[Path]:
 
 def _studies_in(storage: Any) -> dict[str, dict[str, Any]]:
     """``{name: stored spec}`` of every rnnbench study (root studies) in an open storage."""
-    from rnnbench.studies.ledger import SPEC_ATTR
+    from rnnbench.studies.ledger import rnnbench_studies
 
-    return {s.study_name: s.user_attrs[SPEC_ATTR] for s in storage.get_all_studies()
-            if SPEC_ATTR in s.user_attrs}
+    return rnnbench_studies(storage)
 
 
 def _folders_in(parent: Path) -> list[str]:
@@ -92,6 +91,11 @@ def open_source(study: str, *, storage: str | None = None, folder: str | Path | 
             folder, name = Path(study), None
         else:
             folder = Path(runs_dir) / study
+            if not folder.is_dir():  # run from another folder: where `study run` recorded it
+                from rnnbench.studies.status import find_study
+
+                entry = find_study(study)
+                folder = Path(entry["folder"]) if entry else folder
             if not folder.is_dir():
                 known = _folders_in(Path(runs_dir))
                 raise ReportError(

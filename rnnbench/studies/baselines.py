@@ -4,7 +4,7 @@ Each baseline is fitted on the training split of the study's own data and scored
 validation and test splits by the task's own loss and metrics (the code the trained variants
 are scored with, batch by batch, through the same data module), once per final seed, since
 some data sets (adding, copy) are drawn from the seed. Options left open are chosen on the
-validation split by the study metric. The rows are stored in the root study's user
+validation split by the study metric. The rows are stored in the root study's system
 attribute ``rnnbench:baselines``, so the storage alone rebuilds every table, and a resumed
 study does not compute them again.
 """
@@ -208,10 +208,12 @@ def _root_id(run: Any) -> int:
 def stored_baselines(run: Any) -> dict[str, dict[str, Any]]:
     """``{name: {"entry", "seeds": {seed: row}}}`` stored with the study (empty if none)."""
     try:
-        attrs = run.storage.get_study_user_attrs(_root_id(run))
+        from rnnbench.studies.ledger import study_attr
+
+        stored = study_attr(run.storage, _root_id(run), BASELINES_ATTR)
     except KeyError:
         return {}
-    return copy.deepcopy(attrs.get(BASELINES_ATTR) or {})
+    return copy.deepcopy(stored or {})
 
 
 def _seeds(spec: Any) -> list[int]:
@@ -282,7 +284,9 @@ def run_baselines(run: Any, log: Callable[[str], Any] = print) -> dict[str, dict
                      else f"failed: {row['fail_reason']}")
             log(f"baseline {name} (seed {seed}): {shown} in {row['duration_s']:.1f} s")
         stored[name] = slot
-        run.storage.set_study_user_attr(_root_id(run), BASELINES_ATTR, stored)
+        from rnnbench.studies.ledger import set_study_attr
+
+        set_study_attr(run.storage, _root_id(run), BASELINES_ATTR, stored)
     return stored
 
 

@@ -34,8 +34,12 @@ from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import StorageURL, open_storage, parse_storage_url
 from rnnbench.studies.trials import FINAL, SEARCH
 
+# The spec, results and baselines of a study are large: they are system attributes of the
+# root study (read with study_attr), so `optuna studies` and optuna-dashboard stay readable;
+# the one user attribute, SUMMARY_ATTR, is a line a person can read there.
 SPEC_ATTR = "rnnbench:spec"
 RESULTS_ATTR = "rnnbench:results"
+SUMMARY_ATTR = "rnnbench"
 HEARTBEAT_ATTR = "rnnbench:heartbeat"
 # fail_kind of a FAIL trial
 LOST, INTERRUPTED, NONFINITE = "lost", "interrupted", "nonfinite"
@@ -213,7 +217,9 @@ class StudyRun:
         direction = spec.direction or "minimize"
         root = optuna.create_study(study_name=spec.name, storage=storage, direction=direction,
                                    load_if_exists=True)
-        root.set_user_attr(SPEC_ATTR, spec.to_dict())
+        set_study_attr(storage, storage.get_study_id_from_name(spec.name), SPEC_ATTR,
+                       spec.to_dict())
+        root.set_user_attr(SUMMARY_ATTR, summary_line(spec))
         for v in spec.variants:
             for kind in (SEARCH, FINAL):
                 optuna.create_study(study_name=f"{spec.name}/{v.name}" + (
@@ -254,8 +260,7 @@ class StudyRun:
                 break
             time.sleep(1.0)
         if stored is None:
-            known = [s.study_name for s in storage.get_all_studies()
-                     if SPEC_ATTR in s.user_attrs]
+            known = sorted(rnnbench_studies(storage))
             raise ConfigError(
                 f"storage {parsed.display} holds no rnnbench study {name!r} (studies there: "
                 f"{', '.join(known) or 'none'}); start it with rnnbench study run STUDY.yaml "
@@ -422,16 +427,50 @@ class StudyRun:
         return None
 
 
+def study_attr(storage: Any, study_id: int, key: str) -> Any:
+    """A root study's stored payload (``SPEC_ATTR``, ``RESULTS_ATTR``, ...), or ``None``.
+
+    Read from the study's system attributes; studies made before they moved there kept them
+    as user attributes, which are read too.
+    """
+    system = storage.get_study_system_attrs(study_id)
+    if key in system:
+        return system[key]
+    return storage.get_study_user_attrs(study_id).get(key)
+
+
+def set_study_attr(storage: Any, study_id: int, key: str, value: Any) -> None:
+    """Stores a payload where ``optuna studies`` does not print it (a system attribute)."""
+    storage.set_study_system_attr(study_id, key, value)
+
+
+def summary_line(spec: StudySpec) -> str:
+    """The root study's one readable user attribute, e.g. in ``optuna studies``."""
+    return (f"rnnbench study: {len(spec.variants)} variant(s) "
+            f"({', '.join(v.name for v in spec.variants)}) x {spec.trials_per_variant} "
+            f"trial(s), {len(spec.seeds)} seed(s); metric {spec.metric or 'the task monitor'}")
+
+
+def rnnbench_studies(storage: Any) -> dict[str, dict[str, Any]]:
+    """``{name: stored spec}`` of every rnnbench study (root study) in an open storage."""
+    out = {}
+    for s in storage.get_all_studies():
+        spec = s.system_attrs.get(SPEC_ATTR, s.user_attrs.get(SPEC_ATTR))
+        if spec is not None:
+            out[s.study_name] = spec
+    return out
+
+
 def stored_spec(storage: Any, name: str) -> dict[str, Any] | None:
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return None
-    attrs = storage.get_study_user_attrs(study_id)
-    if SPEC_ATTR not in attrs:
+    spec = study_attr(storage, study_id, SPEC_ATTR)
+    if spec is None:
         raise ConfigError(f"the storage already holds an Optuna study named {name!r} that "
                           "rnnbench did not create; choose another study.name")
-    return attrs[SPEC_ATTR]
+    return spec
 
 
 def proc_start(pid: int) -> str | None:
@@ -494,6 +533,7 @@ class Heartbeat:
 
 __all__ = [
     "ERROR", "FINAL", "HEARTBEAT_ATTR", "HOST", "INTERRUPTED", "LOST", "NONFINITE", "NO_BEST",
-    "RESULTS_ATTR", "SEARCH", "SPEC_ATTR", "Heartbeat", "StudyRun", "Tally", "alive",
-    "proc_start", "retryable", "stored_spec", "tally",
+    "RESULTS_ATTR", "SEARCH", "SPEC_ATTR", "SUMMARY_ATTR", "Heartbeat", "StudyRun", "Tally",
+    "alive", "proc_start", "retryable", "rnnbench_studies", "set_study_attr", "stored_spec",
+    "study_attr", "summary_line", "tally",
 ]

@@ -265,8 +265,43 @@ def _devices_per_trial(devices: Any, gpus: list[str]) -> int:
     return devices
 
 
+def user_threads(threads: int | None = None) -> int | None:
+    """Threads per training process the user asked for: ``--threads``, else
+    ``OMP_NUM_THREADS`` when it is set in the launcher's environment, else ``None`` (split the
+    cores).
+
+    Raises:
+        ConfigError: Not a positive integer.
+    """
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
+            raise ConfigError(f"--threads must be a positive integer, got {threads}")
+        return threads
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(f"OMP_NUM_THREADS={text!r} is not a positive integer; unset it or "
+                          "give --threads N")
+    return int(text)
+
+
+def _with_threads(plan: WorkerPlan, threads: int | None, cores: int, per: int) -> WorkerPlan:
+    """``plan`` with the user's thread count (noted when it oversubscribes the cores)."""
+    if threads is None:
+        return plan
+    plan.threads = threads
+    used = plan.count * per * threads
+    if used > cores:
+        plan.note = "; ".join(n for n in (plan.note, (
+            f"{plan.count * per} training process(es) x {threads} thread(s) = {used} threads "
+            f"on {cores} core(s): they will compete; lower --threads or --workers")) if n)
+    return plan
+
+
 def plan_workers(spec: StudySpec, workers: int | None = None, *,
-                 cores: int | None = None, gpus: list[str] | None = None) -> WorkerPlan:
+                 cores: int | None = None, gpus: list[str] | None = None,
+                 threads: int | None = None) -> WorkerPlan:
     """Places the workers of a study on this machine's GPUs and cores.
 
     GPU trainers (``accelerator`` gpu/cuda, or auto with a GPU visible): by default one worker
@@ -282,6 +317,8 @@ def plan_workers(spec: StudySpec, workers: int | None = None, *,
         workers: ``--workers``; ``None`` for the default.
         cores: Cores to split (default: this process's CPU affinity).
         gpus: GPU ids to hand out (default: ``CUDA_VISIBLE_DEVICES``, else all torch sees).
+        threads: Threads per training process instead of the cores' split (``--threads``;
+            see :func:`user_threads`).
 
     Raises:
         ConfigError: A GPU trainer with no visible GPU, a trial needing more GPUs than are
@@ -301,13 +338,13 @@ def plan_workers(spec: StudySpec, workers: int | None = None, *,
     if not ids:
         # CPU (also accelerator auto without a GPU): every DDP rank is a process of its own.
         count = workers or 1
-        threads = max(1, cores // (count * per))
         note = ""
         if count * per > cores:
             note = (f"{count * per} training processes on {cores} core(s): each gets one "
                     "thread and they still compete; use at most --workers "
                     f"{max(1, cores // per)}")
-        return WorkerPlan(count, threads, [], note)
+        return _with_threads(WorkerPlan(count, max(1, cores // (count * per)), [], note),
+                             threads, cores, per)
     if per > len(ids):
         raise ConfigError(
             f"trainer.devices={per} needs {per} GPUs per trial but {len(ids)} are visible "
@@ -325,8 +362,8 @@ def plan_workers(spec: StudySpec, workers: int | None = None, *,
         idle = ids[count * per:]
         note = (f"{count} worker(s) x {per} GPU(s) leave GPU(s) {', '.join(idle)} idle; "
                 f"--workers {len(ids) // per} would use them")
-    threads = max(1, cores // (count * per))
-    return WorkerPlan(count, threads, groups, note)
+    return _with_threads(WorkerPlan(count, max(1, cores // (count * per)), groups, note),
+                         threads, cores, per)
 
 
 # ---------------------------------------------------------------------- launcher
@@ -371,12 +408,15 @@ def launch_study(
     console: Any = None,
     poll_s: float = 1.0,
     show_table: bool = True,
+    threads: int | None = None,
 ) -> int:
     """Runs (or resumes) a study to the end: the body of ``rnnbench study run``.
 
     Args:
         show_table: Print the per-variant table at the end (``rnnbench study run`` leaves
             it to the report, which prints the same rows with their statistics).
+        threads: Threads per training process (``--threads``); default
+            ``OMP_NUM_THREADS`` when set, else the cores split between the workers.
 
     Returns:
         Exit code: 0 done (results written), 1 workers gave up before the budget was met
@@ -396,7 +436,7 @@ def launch_study(
         if not console.is_terminal:  # logs and CI: wide enough for the results table
             console = Console(width=max(console.width, 140))
     spec = copy.deepcopy(spec)
-    plan = plan_workers(spec, workers)
+    plan = plan_workers(spec, workers, threads=user_threads(threads))
     # A storage mistake (no driver, an unwritable path) fails before the slow pre-flight.
     url = check_storage(storage or storage_from_env() or spec.storage or
                         default_storage_url(spec.output_dir, plan.count))
@@ -404,6 +444,9 @@ def launch_study(
     run = StudyRun.create(spec, url)
     run.prepare()
     out_dir = spec.output_dir
+    from rnnbench.studies.status import remember_study
+
+    remember_study(spec.name, url, out_dir)  # `study status` / `report` NAME from anywhere
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     console.print(
         f"study [bold]{spec.name}[/bold]: {len(spec.variants)} variant(s) "
@@ -533,4 +576,4 @@ def launch_study(
 
 
 __all__ = ["WorkerPlan", "available_cores", "launch_study", "plan_workers", "preflight",
-           "worker_command", "worker_env"]
+           "user_threads", "worker_command", "worker_env"]

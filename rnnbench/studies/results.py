@@ -12,7 +12,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnbench.studies.ledger import RESULTS_ATTR, StudyRun
+from rnnbench.studies.ledger import RESULTS_ATTR, StudyRun, set_study_attr
 from rnnbench.studies.spec import Variant
 from rnnbench.studies.trials import FINAL, SEARCH
 
@@ -282,14 +282,12 @@ def write_results(run: StudyRun, out_dir: str | Path,
                   sizes: dict[str, dict[str, Any]] | None = None, *,
                   results: dict[str, Any] | None = None) -> dict[str, Path]:
     """Writes ``results.json``, ``results.csv`` (one row per variant) and ``trials.csv``
-    (one row per trial) to ``out_dir`` and stores the results in the root study's user
+    (one row per trial) to ``out_dir`` and stores the results in the root study's system
     attribute ``rnnbench:results`` (so the storage alone rebuilds every table).
 
     Returns:
         ``{"json": path, "csv": path, "trials": path}``.
     """
-    import optuna
-
     results = results or collect(run, sizes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -313,9 +311,9 @@ def write_results(run: StudyRun, out_dir: str | Path,
             w.writerow({**row, "params": json.dumps(row["params"]),
                         "metrics": json.dumps(row["metrics"])})
     try:
-        root = optuna.load_study(study_name=run.spec.name, storage=run.storage)
         stored = {k: v for k, v in results.items() if k != "trials"}
-        root.set_user_attr(RESULTS_ATTR, json.loads(json.dumps(stored, default=str)))
+        set_study_attr(run.storage, run.storage.get_study_id_from_name(run.spec.name),
+                       RESULTS_ATTR, json.loads(json.dumps(stored, default=str)))
     except Exception:  # noqa: BLE001 - the files are written; the attribute is a copy
         pass
     return paths

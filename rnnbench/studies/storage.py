@@ -83,6 +83,7 @@ def parse_storage_url(text: str) -> StorageURL:
     Accepted: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``journal:///abs/path``,
     ``journal:relative/path``, a plain ``*.journal`` / ``*.log`` / ``*.db`` path, and any
     SQLAlchemy database URL (``postgresql+psycopg://user:pw@host:5432/db``, ``mysql+pymysql://``).
+    A relative file path is made absolute (from the working folder) here.
 
     Raises:
         StorageError: Unknown scheme or a URL that cannot name a shared storage.
@@ -93,7 +94,7 @@ def parse_storage_url(text: str) -> StorageURL:
     if "://" not in text and not text.startswith("journal:"):
         suffix = Path(text).suffix
         if suffix in (".journal", ".log"):
-            return StorageURL("journal", text, Path(text), f"journal:{text}")
+            return parse_storage_url(f"journal:{text}")
         if suffix in (".db", ".sqlite", ".sqlite3"):
             return parse_storage_url(f"sqlite:///{text}")
         raise StorageError(f"storage {text!r} is neither a URL nor a .journal/.db file; {HINT}")
@@ -102,6 +103,7 @@ def parse_storage_url(text: str) -> StorageURL:
         path = path[2:] if path.startswith("//") else path
         if not path:
             raise StorageError(f"storage {text!r} names no journal file; {HINT}")
+        path = os.path.abspath(path)  # the same file from any folder (workers, report)
         return StorageURL("journal", path, Path(path), f"journal:{path}")
     scheme = text.split("://", 1)[0].lower()
     dialect = scheme.split("+", 1)[0]
@@ -115,7 +117,11 @@ def parse_storage_url(text: str) -> StorageURL:
         if not path.startswith("/"):
             raise StorageError(f"storage {text!r}: write sqlite:///relative.db or "
                                "sqlite:////absolute/path.db")
-        return StorageURL("sqlite", text, Path(path[1:]), text)
+        if "?" in path:  # driver options after the path: kept as written
+            return StorageURL("sqlite", text, Path(path[1:].split("?", 1)[0]), text)
+        # Resolved now, so that the same file is meant from any folder (workers, report).
+        text = f"sqlite:///{os.path.abspath(path[1:])}"
+        return StorageURL("sqlite", text, Path(text[len("sqlite:///"):]), text)
     if dialect == "postgres":  # Heroku-style alias SQLAlchemy does not accept
         text, scheme, dialect = "postgresql" + text[len(scheme):], "postgresql", "postgresql"
     if dialect not in RDB_DIALECTS:

@@ -20,6 +20,13 @@ def _no_wandb_network(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
+@pytest.fixture(autouse=True)
+def _own_study_index(tmp_path, monkeypatch):
+    # `study run` records where each study lives (for `study status NAME` from anywhere):
+    # in the test's folder, never the user's home.
+    monkeypatch.setenv("RNNBENCH_STATE_DIR", str(tmp_path / "state"))
+
+
 @pytest.fixture
 def tiny(tmp_path):
     """``tiny(*overrides)`` -> a StudySpec of configs/study/jsb_tiny.yaml writing to tmp."""

@@ -207,6 +207,7 @@ def _probe_launch(tiny, tmp_path, monkeypatch, gpus: str, *overrides: str) -> li
 
     probe = tmp_path / "probe.jsonl"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", gpus)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the user's: it would set threads
     monkeypatch.setenv("RNNBENCH_PROBE", str(probe))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         p for p in (str(PROBE_DIR), os.environ.get("PYTHONPATH")) if p))

@@ -16,12 +16,16 @@ from rnnbench.studies.storage import (
 )
 
 
-def test_parse_urls(tmp_path):
-    assert parse_storage_url("sqlite:///runs/s/study.db").path.as_posix() == "runs/s/study.db"
+def test_parse_urls(tmp_path, monkeypatch):
+    # A relative path is made absolute at once: the same file from any folder.
+    monkeypatch.chdir(tmp_path)
+    rel = parse_storage_url("sqlite:///runs/s/study.db")
+    assert rel.path == tmp_path / "runs/s/study.db" and rel.text == f"sqlite:///{rel.path}"
     assert parse_storage_url("sqlite:////abs/study.db").path.as_posix() == "/abs/study.db"
     j = parse_storage_url("journal:///abs/study.journal")
     assert (j.kind, j.path.as_posix()) == ("journal", "/abs/study.journal")
-    assert parse_storage_url("journal:runs/x.journal").path.as_posix() == "runs/x.journal"
+    assert parse_storage_url("journal:runs/x.journal").path == tmp_path / "runs/x.journal"
+    assert parse_storage_url("runs/x.journal").text == f"journal:{tmp_path}/runs/x.journal"
     assert parse_storage_url("runs/x.journal").kind == "journal"
     assert parse_storage_url("runs/x.db").kind == "sqlite"
     pg = parse_storage_url("postgres://u:secret@db:5432/r")

@@ -1,0 +1,293 @@
+"""Where studies stand, read from their storages: ``rnnbench study list`` and ``study status``.
+
+Also the index of studies this user ran (``studies.json`` in the state folder), so that
+``rnnbench study status NAME`` and ``rnnbench report NAME`` find a study from any folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+
+from rnnbench.config import ConfigError
+from rnnbench.studies.ledger import StudyRun, Tally, rnnbench_studies
+from rnnbench.studies.storage import (
+    StorageURL,
+    default_storage_url,
+    open_storage,
+    parse_storage_url,
+)
+from rnnbench.studies.trials import FINAL, SEARCH
+
+STATE_ENV = "RNNBENCH_STATE_DIR"
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+# ---------------------------------------------------------------------- the index
+def index_path() -> Path:
+    """``$RNNBENCH_STATE_DIR/studies.json``, else ``$XDG_STATE_HOME/rnnbench/...``, else
+    ``~/.local/state/rnnbench/studies.json``."""
+    folder = os.environ.get(STATE_ENV)
+    if not folder:
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        folder = str(Path(base) / "rnnbench")
+    return Path(folder) / "studies.json"
+
+
+def _read_index() -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(index_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def remember_study(name: str, url: StorageURL, folder: str | Path) -> None:
+    """Records where study ``name`` lives (its output folder, and its storage when that is a
+    file: a server URL may hold a password, which no file of ours keeps). Never fails."""
+    entry = {"folder": str(Path(folder).resolve())}
+    if url.path is not None:
+        entry["storage"] = url.text
+    try:
+        path = index_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = _read_index()
+        data[name] = entry
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        pass  # an unwritable home folder must not stop a study
+
+
+def find_study(name: str) -> dict[str, str] | None:
+    """``{"folder", "storage"?}`` of a study recorded by :func:`remember_study`, if its folder
+    still exists."""
+    entry = _read_index().get(name)
+    if not isinstance(entry, dict) or not Path(entry.get("folder", "")).is_dir():
+        return None
+    return entry
+
+
+# ---------------------------------------------------------------------- one study
+@dataclass
+class VariantStatus:
+    """One variant's trials (search and final re-runs together) and best search value."""
+
+    name: str
+    search: Tally
+    final: Tally
+    budget: int
+    seeds: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        s, f = self.search, self.final
+        return {"done": s.done + f.done, "running": s.running + f.running,
+                "failed": s.failed + f.failed, "pruned": s.pruned + f.pruned,
+                "waiting": s.waiting + s.orphans + f.waiting + f.orphans}
+
+    @property
+    def best(self) -> float | None:
+        return None if self.search.best is None else float(self.search.best.value)
+
+
+@dataclass
+class StudyStatus:
+    """Where one study stands.
+
+    Attributes:
+        state: ``done``, ``running`` (a trial is running), ``stopped`` (work is left and
+            nothing runs) or ``new`` (nothing has run yet).
+        eta_s: Seconds of work left at the mean duration of the finished runs, shared by the
+            workers running now (``None`` before any run finished).
+    """
+
+    name: str
+    where: str
+    metric: str
+    direction: str
+    variants: list[VariantStatus] = field(default_factory=list)
+    workers: int = 0
+    mean_run_s: float | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(v.budget + v.seeds for v in self.variants)
+
+    @property
+    def done(self) -> int:
+        return sum(min(v.search.done, v.budget) + min(v.final.done, v.seeds)
+                   for v in self.variants)
+
+    def count(self, key: str) -> int:
+        return sum(v.counts[key] for v in self.variants)
+
+    @property
+    def state(self) -> str:
+        if self.done >= self.total and not self.count("running"):
+            return "done"
+        if self.count("running"):
+            return "running"
+        return "stopped" if self.done else "new"
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.mean_run_s is None or self.state == "done":
+            return None
+        return self.mean_run_s * (self.total - self.done) / max(1, self.workers)
+
+    @property
+    def best(self) -> tuple[str, float] | None:
+        """``(variant, value)`` of the best search value over every variant."""
+        sign = -1.0 if self.direction == "maximize" else 1.0
+        found = [(sign * v.best, v.name, v.best) for v in self.variants if v.best is not None]
+        return (min(found)[1], min(found)[2]) if found else None
+
+
+def study_status(run: StudyRun) -> StudyStatus:
+    """Reads the status of an attached study (see :meth:`StudyRun.attach`)."""
+    spec = run.spec
+    out = StudyStatus(spec.name, run.url.display, spec.metric or "?",
+                      spec.direction or "minimize")
+    durations: list[float] = []
+    workers: set[str] = set()
+    for v in spec.variants:
+        for kind in (SEARCH, FINAL):
+            for t in run.trials(v, kind):
+                if t.state == TrialState.RUNNING:
+                    workers.add(str(t.user_attrs.get("worker_id") or t.number))
+                elif t.state in _FINISHED and t.datetime_start and t.datetime_complete:
+                    durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+        out.variants.append(VariantStatus(v.name, run.tally(v, SEARCH), run.tally(v, FINAL),
+                                          run.quota(SEARCH), run.quota(FINAL)))
+    out.workers = len(workers)
+    out.mean_run_s = sum(durations) / len(durations) if durations else None
+    return out
+
+
+def statuses_in(url: str | StorageURL) -> list[StudyStatus]:
+    """The status of every rnnbench study in one storage.
+
+    Raises:
+        ConfigError: The storage cannot be opened (StorageError).
+    """
+    parsed = url if isinstance(url, StorageURL) else parse_storage_url(url)
+    names = sorted(rnnbench_studies(open_storage(parsed, create=False)))
+    return [study_status(StudyRun.attach(parsed, name)) for name in names]
+
+
+def storages_under(folder: str | Path) -> list[str]:
+    """Storage URLs of the study folders directly under ``folder`` (and of ``folder``)."""
+    root = Path(folder)
+    out = []
+    for sub in [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() \
+            else []:
+        if (sub / "study.journal").exists() or (sub / "study.db").exists():
+            out.append(default_storage_url(sub.resolve(), 1))
+    return out
+
+
+def locate(name: str, *, storage: str | None = None, folder: str | Path | None = None,
+           runs_dir: str | Path = "runs") -> str:
+    """The storage URL of study ``name``: ``storage``, else the storage file in ``folder``,
+    in ``{runs_dir}/{name}``, or where this user last ran it (the index).
+
+    Raises:
+        ConfigError: No storage found; the message says where it looked.
+    """
+    if storage:
+        return storage
+    tried = []
+    candidates = [Path(folder)] if folder else [Path(runs_dir) / name]
+    entry = find_study(name) if not folder else None
+    if entry:
+        if entry.get("storage"):
+            return entry["storage"]
+        candidates.append(Path(entry["folder"]))
+    for where in candidates:
+        tried.append(str(where))
+        if (where / "study.journal").exists() or (where / "study.db").exists():
+            return default_storage_url(where.resolve(), 1)
+    raise ConfigError(
+        f"no study storage for {name!r}: no study.db or study.journal in "
+        f"{' or '.join(tried)}, and the index of studies run here ({index_path()}) has no "
+        "storage file for it. Give the storage with --storage URL (or RNNBENCH_STORAGE), or "
+        "the study's folder with --dir FOLDER"
+    )
+
+
+# ---------------------------------------------------------------------- rendering
+def duration(seconds: float | None) -> str:
+    """``1h02m``, ``3m05s``, ``12s``; ``-`` for ``None``."""
+    if seconds is None:
+        return "-"
+    s = int(max(0.0, seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
+def list_table(statuses: list[StudyStatus]):
+    """A Rich table: one row per study with its state and counts."""
+    from rich.table import Table
+
+    table = Table(title="rnnbench studies", title_justify="left")
+    for col in ("study", "state", "variants", "runs done", "running", "failed", "pruned",
+                "best", "ETA", "storage"):
+        table.add_column(col, justify="left" if col in ("study", "state", "storage")
+                         else "right")
+    for s in statuses:
+        best = s.best
+        table.add_row(s.name, s.state, str(len(s.variants)), f"{s.done}/{s.total}",
+                      str(s.count("running")), str(s.count("failed")), str(s.count("pruned")),
+                      f"{best[1]:.4g} ({best[0]})" if best else "-",
+                      duration(s.eta_s) if s.state == "running" else "-", s.where)
+    return table
+
+
+def status_table(s: StudyStatus):
+    """A Rich table: one row per variant (done, running, failed, pruned, waiting, best)."""
+    from rich.table import Table
+
+    eta = (f"about {duration(s.eta_s)} left at {duration(s.mean_run_s)} a run on "
+           f"{max(1, s.workers)} worker(s)" if s.eta_s is not None and s.state == "running"
+           else f"{duration(s.eta_s)} of work left at {duration(s.mean_run_s)} a run, no "
+           "worker running" if s.eta_s is not None else "no run finished yet"
+           if s.state != "done" else "finished")
+    table = Table(title=f"study {s.name} ({s.state}) | {s.where} | {s.done} of {s.total} "
+                        f"runs done | {eta}", title_justify="left")
+    for col in ("variant", "done", "running", "failed", "pruned", "waiting", "search",
+                "final runs", f"best {s.metric}"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for v in s.variants:
+        c = v.counts
+        table.add_row(v.name, str(c["done"]), str(c["running"]), str(c["failed"]),
+                      str(c["pruned"]), str(c["waiting"]),
+                      f"{min(v.search.done, v.budget)}/{v.budget}",
+                      f"{min(v.final.done, v.seeds)}/{v.seeds}",
+                      f"{v.best:.6g}" if v.best is not None else "-")
+    return table
+
+
+def as_dict(s: StudyStatus) -> dict[str, Any]:
+    """A JSON-ready form of a status (``--json``)."""
+    return {"study": s.name, "state": s.state, "storage": s.where, "metric": s.metric,
+            "direction": s.direction, "done": s.done, "total": s.total,
+            "workers": s.workers, "mean_run_s": s.mean_run_s, "eta_s": s.eta_s,
+            "read_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "variants": [{"variant": v.name, **v.counts, "best": v.best,
+                          "search_done": min(v.search.done, v.budget), "budget": v.budget,
+                          "final_done": min(v.final.done, v.seeds), "seeds": v.seeds}
+                         for v in s.variants]}
+
+
+__all__ = ["STATE_ENV", "StudyStatus", "VariantStatus", "as_dict", "find_study",
+           "index_path", "list_table", "locate", "remember_study", "status_table",
+           "statuses_in", "storages_under", "study_status"]
