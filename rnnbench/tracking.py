@@ -184,15 +184,47 @@ def _records(path: Path) -> Iterable[bytes]:
             pending = b""
 
 
+def define_objective(logger: Any, metric: str, direction: str) -> None:
+    """Makes the run's summary keep the best ``metric`` (``{"min": x}`` or ``{"max": x}``)
+    instead of its last value. W&B trouble is ignored: it must not fail a run."""
+    try:
+        logger.experiment.define_metric(metric, summary="max" if direction == "maximize"
+                                        else "min")
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def update_summary(logger: Any, values: Mapping[str, Any]) -> None:
+    """Writes ``values`` (``None`` left out) to the run's summary; ignores W&B trouble."""
+    try:
+        logger.experiment.summary.update({k: v for k, v in values.items() if v is not None})
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _merge_item(out: dict[str, Any], item: Any) -> None:
+    import json
+
+    path = list(item.nested_key) or [item.key]
+    if path[0] == "_wandb":
+        return
+    node = out
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = json.loads(item.value_json)
+
+
 def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
-    """What an offline W&B run recorded: project, group, job type, name, tags and config.
+    """What an offline W&B run recorded: project, group, job type, name, tags, config and
+    summary.
 
     Reads ``run_dir/run-*.wandb`` (the file ``wandb sync`` uploads) without the network, so
     tests and ``rnnbench report`` can check offline runs.
 
     Returns:
-        ``{"id", "project", "group", "job_type", "name", "tags", "config"}``; the config
-        merges the run record with later ``config.update`` calls.
+        ``{"id", "project", "group", "job_type", "name", "tags", "config", "summary"}``; the
+        config merges the run record with later ``config.update`` calls, the summary every
+        summary update in order (the last value of each key wins).
     """
     import json
 
@@ -201,11 +233,15 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
-    out: dict[str, Any] = {"config": {}}
+    out: dict[str, Any] = {"config": {}, "summary": {}}
     for raw in _records(files[0]):
         rec = pb.Record()
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
+        if kind == "summary":
+            for item in rec.summary.update:
+                _merge_item(out["summary"], item)
+            continue
         if kind == "run":
             r = rec.run
             out.update(id=r.run_id, project=r.project, group=r.run_group, job_type=r.job_type,
@@ -243,5 +279,5 @@ def run_attrs(logger: Any) -> dict[str, Any]:
         return {}
 
 
-__all__ = ["finish", "logged_in", "make_wandb_logger", "read_offline_run", "resolve_mode",
-           "run_attrs", "wandb_settings"]
+__all__ = ["define_objective", "finish", "logged_in", "make_wandb_logger", "read_offline_run",
+           "resolve_mode", "run_attrs", "update_summary", "wandb_settings"]

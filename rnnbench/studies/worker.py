@@ -37,7 +37,7 @@ from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import error_line, is_transient, open_storage, parse_storage_url
 from rnnbench.studies.trials import FINAL, SEARCH, all_values, trial_config
-from rnnbench.tracking import finish, run_attrs
+from rnnbench.tracking import define_objective, finish, run_attrs, update_summary
 
 DDP_ENV = "RNNBENCH_DDP_TRIAL"
 
@@ -82,6 +82,7 @@ class Worker:
     _in_trial: bool = field(default=False, init=False, repr=False)
     _interrupting: bool = field(default=False, init=False, repr=False)
     _wandb: Any = field(default=None, init=False, repr=False)  # the running trial's logger
+    _pruning: Any = field(default=None, init=False, repr=False)  # ... and its pruning callback
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self) -> None:
@@ -268,8 +269,10 @@ class Worker:
         finally:
             if self._wandb is not None:
                 attrs.update(run_attrs(self._wandb))
+                update_summary(self._wandb, self._summary(out, kind))
                 finish()
                 self._wandb = None
+            self._pruning = None
             _restore_env(env_before)
         if self._finish(study, tid, out, attrs) and \
                 attrs.get("fail_kind") in (INTERRUPTED, LOST):
@@ -281,6 +284,20 @@ class Worker:
             except Exception:  # noqa: BLE001 - `study run` re-queues it on the next run
                 pass
         return out
+
+    def _summary(self, out: TrialOutcome, kind: str) -> dict[str, Any]:
+        """What a trial's W&B summary holds besides the last logged metrics: its objective
+        and value, the best epoch's value and number, its state and the epoch it was pruned
+        at (Optuna's step)."""
+        pruning = self._pruning
+        return {
+            "trial/state": out.state, "trial/number": out.number, "trial/kind": kind,
+            "trial/objective": self.run.spec.metric, "trial/value": out.value,
+            "trial/best_value": getattr(pruning, "best_value", None),
+            "trial/best_epoch": getattr(pruning, "best_epoch", None),
+            "trial/pruned_step": getattr(pruning, "pruned_at", None),
+            "trial/reason": out.reason or None,
+        }
 
     def _pin_best(self, variant: Variant, frozen: FrozenTrial, tid: int) -> str | None:
         """Gives a final re-run the parameters of its variant's best search trial (once);
@@ -308,7 +325,10 @@ class Worker:
         cfg = trial_config(spec, variant, values, seed=seed, kind=kind)
         storage.set_trial_user_attr(tid, "run_dir", str(run_dir))
         pruning = PruningCallback(trial, spec.metric, direction=spec.direction or "minimize")
+        self._pruning = pruning
         self._wandb = self._wandb_logger(cfg, variant, kind, number, seed, values)
+        if self._wandb is not None:
+            define_objective(self._wandb, spec.metric, spec.direction or "minimize")
         callbacks = [pruning, _TrialRecorder(storage, tid, self._wandb)]
         if _multi_device(cfg):  # ranks > 0 read the trial from here (see run_ddp_rank)
             os.environ[DDP_ENV] = json.dumps({

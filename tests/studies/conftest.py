@@ -57,3 +57,29 @@ def states(storage_url: str, name: str) -> dict[str, list]:
             sid = storage.get_study_id_from_name(s.study_name)
             out[s.study_name] = sorted(storage.get_all_trials(sid), key=lambda t: t.number)
     return out
+
+
+@pytest.fixture(scope="session")
+def pruned_study(tmp_path_factory):
+    """One finished tiny study, run once by the real CLI and read by several tests: one
+    variant (gru), two grid points with the hopeless one second, so the median pruner stops
+    it after epoch 1; no final runs; W&B offline; ``--threads 1``.
+
+    Returns:
+        ``{"runs", "url", "env", "output", "wandb"}``: the runs folder, the storage URL, the
+        environment the study ran with, launcher output + worker log, the W&B folder.
+    """
+    tmp = tmp_path_factory.mktemp("pruned_study")
+    env = {"RNNBENCH_STATE_DIR": str(tmp / "state"), "WANDB_MODE": "offline",
+           "WANDB_DIR": str(tmp / "wandb_home"), "WANDB_SILENT": "true"}
+    (tmp / "wandb_home").mkdir()
+    proc = rnnbench(
+        "study", "run", str(TINY), "--no-report", "--threads", "1",
+        f"logging.dir={tmp / 'runs'}", "logging.wandb=true", "study.variants=[gru]",
+        "study.trials_per_variant=2", "study.seeds=0",
+        "study.space={lr: [1.0e-7, 0.03], optimizer: adam}", "study.sampler=grid",
+        "study.pruner={name: median, n_startup_trials: 1}", "trainer.max_epochs=2", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = (tmp / "runs" / "jsb_tiny" / "logs" / "worker-0.log").read_text()
+    return {"runs": tmp / "runs", "url": f"sqlite:///{tmp}/runs/jsb_tiny/study.db",
+            "env": env, "output": proc.stdout + log, "wandb": tmp / "wandb_home" / "wandb"}

@@ -21,19 +21,11 @@ from rnnbench.studies.storage import open_storage
 from .conftest import TINY, rnnbench
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """One finished tiny study (one variant, one trial, one seed), run by the real CLI with
-    --threads 1; returns ``(runs folder, storage URL, env, worker log)``."""
-    tmp = tmp_path_factory.mktemp("status")
-    env = {"RNNBENCH_STATE_DIR": str(tmp / "state")}
-    proc = rnnbench("study", "run", str(TINY), "--no-report", "--threads", "1",
-                    f"logging.dir={tmp / 'runs'}", "study.variants=[gru]",
-                    "study.trials_per_variant=1", "study.seeds=1", "trainer.max_epochs=1",
-                    env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    log = (tmp / "runs" / "jsb_tiny" / "logs" / "worker-0.log").read_text()
-    return tmp / "runs", f"sqlite:///{tmp}/runs/jsb_tiny/study.db", env, proc.stdout + log
+@pytest.fixture
+def finished(pruned_study):
+    """``(runs folder, storage URL, env, launcher + worker output)`` of conftest's study."""
+    s = pruned_study
+    return s["runs"], s["url"], s["env"], s["output"]
 
 
 def test_threads_flag_reaches_the_worker(finished):
@@ -65,6 +57,7 @@ def test_list_and_status_of_a_finished_study_from_another_folder(finished, tmp_p
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(proc.stdout)
     assert (row["study"], row["state"], row["done"], row["total"]) == ("jsb_tiny", "done", 2, 2)
+    assert (row["variants"][0]["pruned"], row["variants"][0]["failed"]) == (1, 0)
     table = rnnbench("study", "list", str(runs), env=env)
     assert "jsb_tiny" in table.stdout and "done" in table.stdout and "2/2" in table.stdout
     # status by name alone, from a folder with no runs/ in it: the index of studies run here
@@ -132,6 +125,7 @@ def test_optuna_studies_and_the_dashboard_read_a_study(finished):
     assert proc.returncode == 0, proc.stderr
     studies = {s["name"]: s for s in json.loads(proc.stdout)}
     assert set(studies) == {"jsb_tiny", "jsb_tiny/gru", "jsb_tiny/gru/final"}
+    assert studies["jsb_tiny/gru"]["n_trials"] == 2
     # the root's only user attribute is one readable line; the spec is elsewhere
     assert set(studies["jsb_tiny"]["user_attrs"]) == {"rnnbench"}
     assert len(studies["jsb_tiny"]["user_attrs"]["rnnbench"]) < 200
@@ -141,7 +135,7 @@ def test_optuna_studies_and_the_dashboard_read_a_study(finished):
     ids = {s["study_name"]: s["study_id"] for s in listed}
     assert set(ids) == set(studies)
     detail = _get(app, f"/api/studies/{ids['jsb_tiny/gru']}")
-    assert len(detail["trials"]) == 1 and detail["trials"][0]["params"]
+    assert len(detail["trials"]) == 2 and all(t["params"] for t in detail["trials"])
     root = _get(app, f"/api/studies/{ids['jsb_tiny']}")
     assert [a["key"] for a in root["user_attrs"]] == ["rnnbench"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rnnbench.studies.tracking import logged_in, read_offline_run, resolve_mode, wandb_settings
 
 from .conftest import TINY, rnnbench, states
@@ -47,3 +49,26 @@ def test_every_trial_is_one_offline_run(tmp_path):
         assert cfg["num_parameters"] == t.user_attrs["num_parameters"]
         assert cfg["variant"] == variant and cfg["trial"] == t.number
         assert cfg["config"]["model"]["cell"] == variant
+
+
+def test_a_trial_summary_holds_objective_best_epoch_state_and_pruning_step(pruned_study):
+    # pruned_study: a grid of two learning rates, the hopeless one second, which the median
+    # pruner stops after epoch 1; read back from the offline run files (run-*.wandb).
+    runs = {r["id"]: r for r in map(read_offline_run, pruned_study["wandb"].glob("offline-*"))}
+    trials = states(pruned_study["url"], "jsb_tiny")["jsb_tiny/gru"]
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "PRUNED"]
+    for t in trials:
+        summary = runs[t.user_attrs["wandb_run_id"]]["summary"]
+        assert summary["trial/state"] == t.state.name and summary["trial/number"] == t.number
+        assert summary["trial/objective"] == "val/nll"
+        epochs = {int(k): v for k, v in t.intermediate_values.items()}
+        best_epoch = min(epochs, key=lambda e: (epochs[e], e))
+        assert summary["trial/best_epoch"] == best_epoch
+        assert summary["trial/best_value"] == pytest.approx(epochs[best_epoch])
+        assert summary["val/nll"] == {"min": pytest.approx(epochs[best_epoch])}
+        if t.state.name == "COMPLETE":
+            assert summary["trial/value"] == pytest.approx(t.value)
+            assert "trial/pruned_step" not in summary and max(epochs) == 2
+        else:
+            assert summary["trial/pruned_step"] == max(epochs) == 1
+            assert "trial/value" not in summary and "pruned" in summary["trial/reason"]
