@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
         if cfg["logging"].get("wandb"):
             from rnnbench.tracking import make_wandb_logger
 
-            loggers.append(make_wandb_logger(cfg, job_type="fit"))
+            # Named and grouped by the experiment; the whole composed config is recorded.
+            name = f"{cfg['name']}-{cfg['model'].get('cell', 'model')}-seed{cfg.get('seed', 0)}"
+            loggers.append(make_wandb_logger(cfg, job_type="fit", group=str(cfg["name"]),
+                                             name=name, config=cfg))
         with catch_stop_signals():  # SIGINT/SIGTERM: finish the step, save, exit 130/143
             result = train(cfg, loggers=loggers, resume=args.resume, test=not args.no_test)
     except (ConfigError, ValueError, KeyError, FileNotFoundError) as err:
