@@ -70,12 +70,13 @@ class RunResult:
     metrics: dict[str, float]
     num_parameters: int
     hidden_size: int
-    wall_time_s: float
+    wall_time_s: float  # fitting and testing (what throughput is computed from)
     run_dir: str | None
     best_checkpoint: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     monitor: str = ""
     mode: str = "min"
+    setup_time_s: float = 0.0  # before fitting: data, model, loggers, trainer
 
 
 def trainer_kwargs(cfg: dict[str, Any], streaming: bool = True) -> dict[str, Any]:
@@ -132,6 +133,7 @@ def run(
 
     from rnnbench.runlog import SAFE_LOAD, RunFolder
 
+    t_setup = time.perf_counter()
     log = cfg["logging"]
     folder = RunFolder.open(cfg, run_dir=run_dir, resume=resume)  # reads a resumed ckpt safely
     with folder.removed_if_failed_empty():
@@ -151,8 +153,10 @@ def run(
         ckpt_cbs = folder.checkpoint_callbacks(
             cfg.get("checkpoint", {}), module.monitor if validates else None, module.monitor_mode
         )
+        kwargs = trainer_kwargs(cfg, streaming=module.task.streaming)
+        _cap_log_interval(kwargs, datamodule)
         trainer = L.Trainer(
-            **trainer_kwargs(cfg, streaming=module.task.streaming),
+            **kwargs,
             callbacks=[*cbs, *ckpt_cbs],
             logger=all_loggers or False,
             enable_checkpointing=bool(ckpt_cbs),
@@ -160,6 +164,7 @@ def run(
             default_root_dir=str(folder.path),
         )
         t0 = time.perf_counter()
+        setup = t0 - t_setup
         trainer.fit(module, datamodule=datamodule, ckpt_path=folder.ckpt_path, **SAFE_LOAD)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _scalar(v)}
         best = folder.best_checkpoint
@@ -178,7 +183,25 @@ def run(
         best_checkpoint=best,
         monitor=module.monitor,
         mode=module.monitor_mode,
+        setup_time_s=setup,
     )
+
+
+def _cap_log_interval(kwargs: dict[str, Any], datamodule: Any) -> None:
+    """Logs at least once an epoch: ``log_every_n_steps`` is cut to the epoch's batches (a
+    small data set would otherwise log no training step, and Lightning warns about it)."""
+    try:
+        batches = len(datamodule.train_dataloader())
+    except Exception:  # noqa: BLE001 - a loader without a length: leave it to Lightning
+        return
+    limit = kwargs.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        batches = min(batches, limit)
+    elif isinstance(limit, float) and 0 < limit < 1:
+        batches = max(1, int(batches * limit))
+    every = int(kwargs.get("log_every_n_steps", 50) or 50)
+    if 0 < batches < every:
+        kwargs["log_every_n_steps"] = batches
 
 
 def _scalar(v: Any) -> bool:

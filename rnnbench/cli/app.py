@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 from rnnbench.cli.base import CLIError, IntermixedParser
+
+# When the command started (this package is imported first): `fit` reports the whole wall
+# time, imports included, beside the time spent training.
+STARTED = time.perf_counter()
 
 
 def build_parser() -> argparse.ArgumentParser:

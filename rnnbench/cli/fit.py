@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from typing import Any
 
 HELP = """\
@@ -115,10 +116,16 @@ def _print_result(result: Any) -> None:
             shown.append("train/ppl (last epoch)")
     for key in shown:
         table.add_row(key, f"{result.metrics[key]:.4f}")
+    from rnnbench.cli.app import STARTED
+
+    total = time.perf_counter() - STARTED
+    train = result.wall_time_s
     console = Console()
     console.print(
-        f"run finished in {result.wall_time_s:.1f} s: {result.num_parameters:,} parameters "
-        f"(hidden size {result.hidden_size})"
+        f"run finished in {total:.1f} s ({train:.1f} s training and testing, "
+        f"{result.setup_time_s:.1f} s building data, model and trainer, "
+        f"{max(0.0, total - train - result.setup_time_s):.1f} s start-up: imports, loggers): "
+        f"{result.num_parameters:,} parameters (hidden size {result.hidden_size})"
     )
     console.print(table)
     console.print(f"logs and checkpoints: {result.run_dir}")
