@@ -263,9 +263,21 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(out["seed"], int) or isinstance(out["seed"], bool) or out["seed"] < 0:
         raise ConfigError(f"seed: expected a non-negative integer, got {out['seed']!r}")
     _check_trainer(out["trainer"])
+    _check_tensorboard(out["logging"])
     if out.get("study") is None:
         out.pop("study")
     return out
+
+
+def _check_tensorboard(logging: dict[str, Any]) -> None:
+    """TensorBoard is an extra: asking for its logs without it installed is a config error."""
+    import importlib.util
+
+    if logging.get("tensorboard") and not any(
+            importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        raise ConfigError('logging.tensorboard: true needs TensorBoard, which is not '
+                          'installed: pip install "rnnbench[tensorboard]", or set '
+                          "logging.tensorboard=false (metrics.csv holds the same metrics)")
 
 
 # ---------------------------------------------------------------- saving

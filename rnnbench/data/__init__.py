@@ -9,7 +9,7 @@ from rnnbench._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
     "Batch": "batch", "as_batch": "batch",
     "DataBundle": "catalog", "build_data": "catalog", "list_datasets": "catalog",
-    "ChecksumError": "download", "fetch": "download", "sha256_file": "download",
+    "ChecksumError": "download", "sha256_file": "download",
     "verify_file": "download",
     "SequenceDataModule": "sequence", "next_step_pairs": "sequence", "pad_collate": "sequence",
     "StreamBatches": "tbptt", "StreamLayoutError": "tbptt", "TBPTTDataModule": "tbptt",

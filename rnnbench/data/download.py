@@ -1,4 +1,4 @@
-"""Download files and verify their SHA-256 digests (atomic writes, nothing half-written)."""
+"""SHA-256 digests of data files: the bundled data sets are checked before they are read."""
 
 from __future__ import annotations
 
@@ -6,16 +6,12 @@ import functools
 import hashlib
 import os
 import re
-import sys
-import tempfile
-import urllib.request
 from pathlib import Path
 
 __all__ = [
     "BUNDLED_DIR",
     "ChecksumError",
     "bundled_sha256",
-    "fetch",
     "read_sha256sums",
     "sha256_file",
     "verify_bundled",
@@ -175,88 +171,3 @@ def verify_bundled(relpath: str) -> Path:
             hint="The bundled copy was modified or damaged: reinstall rnnbench to restore it.",
         )
     return path
-
-
-def _report(done: int, total: int | None, name: str) -> None:
-    if total:
-        msg = f"\r{name}: {done / 2**20:.1f} / {total / 2**20:.1f} MiB ({100 * done / total:.0f}%)"
-    else:
-        msg = f"\r{name}: {done / 2**20:.1f} MiB"
-    sys.stderr.write(msg)
-    sys.stderr.flush()
-
-
-def fetch(
-    url: str,
-    dest: str | os.PathLike,
-    sha256: str,
-    *,
-    progress: bool = True,
-    timeout: float = 60.0,
-) -> Path:
-    """Download ``url`` to ``dest`` and verify its SHA-256 digest.
-
-    The data go to a temporary file in ``dest``'s folder, are hashed while they are
-    written, and are renamed onto ``dest`` only when the digest matches, so ``dest`` is
-    never left half-written: on any failure (network error, bad checksum, interrupt) the
-    temporary file is removed and an existing ``dest`` is left untouched. When ``dest``
-    already exists with the right digest nothing is downloaded.
-
-    Args:
-        url: Source URL; anything ``urllib.request.urlopen`` accepts (``https://``,
-            ``file://``, ...).
-        dest: Target file path; missing parent folders are created.
-        sha256: Expected SHA-256 digest of the file (hex).
-        progress: Write a progress line to stderr while downloading.
-        timeout: Socket timeout in seconds.
-
-    Returns:
-        ``dest`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        ChecksumError: If the downloaded data have a different digest (nothing is kept).
-        ValueError: If ``sha256`` is not a 64-character hex string.
-        urllib.error.URLError: If the download fails.
-    """
-    expected = _check_digest(sha256)
-    dest = Path(dest)
-    if dest.is_file() and sha256_file(dest) == expected:
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        done = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    _report(done, total, dest.name)
-            out.flush()
-            os.fsync(out.fileno())
-        if progress:
-            sys.stderr.write("\n")
-        actual = digest.hexdigest()
-        if actual != expected:
-            raise ChecksumError(
-                dest,
-                expected,
-                actual,
-                hint=(
-                    f"The data downloaded from {url} were discarded. The server may have sent "
-                    "a different version or an error page: check the URL, try again, or pass "
-                    "the right checksum if this version is the one you want."
-                ),
-            )
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a data file should be readable by all
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest

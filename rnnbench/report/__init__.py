@@ -12,7 +12,7 @@ _EXPORTS = {
     "Published": "published", "load_published": "published", "lookup": "published",
     "SOURCES": "published",
     "Summary": "stats", "summarize": "stats", "t_quantile": "stats", "welch_pvalue": "stats",
-    "bootstrap_pvalue": "stats", "Verdict": "stats", "verdict_vs_value": "stats",
+    "Verdict": "stats", "verdict_vs_value": "stats",
     "verdict_welch": "stats", "metric_direction": "stats",
     "ReportError": "tables", "ReportTable": "tables", "StudySource": "tables",
     "build_table": "tables", "open_source": "tables", "parse_paper": "tables",

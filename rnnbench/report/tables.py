@@ -308,7 +308,6 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
     best = _best(finals, [n for n in finals if not is_base[n]], sign)
     best_base = _best(finals, [n for n in finals if is_base[n]], sign)
     base_ref = summarize(finals[best_base][1]).mean if best_base else float("nan")
-    method = "welch"
     missing_paper, other_sources = [], []
     for r, base in zip(results["variants"], variant_rows(results)):
         name = base["variant"]
@@ -318,7 +317,6 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
         if best is not None and name != best:
             vs_best = verdict_welch(finals[name][1], finals[best][1], test_dir,
                                     reference=best)
-            method = vs_best.how
         if best_base is not None and name != best_base:
             vs_base = verdict_vs_value(s, base_ref, test_dir)
         if is_base[name]:
@@ -364,8 +362,7 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
     data = pd.DataFrame(rows)
     data["tokens_per_s"] = data["tokens_per_s"].astype(float)
     if best is not None:
-        how = ("Welch's t-test (scipy.stats.ttest_ind, equal_var=False)" if method == "welch"
-               else "a bootstrap Welch test (scipy not installed)")
+        how = "Welch's t-test (scipy.stats.ttest_ind, equal_var=False)"
         notes.append(f"vs best: two-sided {how} of each row's final {test} against {best}, "
                      f"the variant with the best final {metric}: beats / falls short at "
                      f"p < {ALPHA}, else matches; needs >= 2 seeds per side")

@@ -1,15 +1,13 @@
-"""Tests for download-and-verify, run on local files through file:// URLs."""
+"""Tests for the SHA-256 checks of data files (the bundled sets and any file)."""
 
 import hashlib
 import os
-import urllib.error
 
 import pytest
 
 from rnnbench.data.download import (
     BUNDLED_DIR,
     ChecksumError,
-    fetch,
     read_sha256sums,
     sha256_file,
     verify_bundled,
@@ -61,50 +59,6 @@ def test_verify_file_rejects_malformed_digest_and_missing_file(source, tmp_path)
         verify_file(source, "abc")
     with pytest.raises(FileNotFoundError):
         verify_file(tmp_path / "nope", digest(PAYLOAD))
-
-
-def test_fetch_downloads_verifies_and_renames(source, tmp_path, capsys):
-    dest = tmp_path / "out" / "nested" / "data.bin"
-    got = fetch(source.as_uri(), dest, digest(PAYLOAD), progress=True)
-    assert got == dest and dest.read_bytes() == PAYLOAD
-    assert leftovers(dest.parent) == []
-    assert "data.bin" in capsys.readouterr().err
-    assert oct(dest.stat().st_mode & 0o777) == oct(0o644)
-
-
-def test_fetch_skips_when_dest_is_already_right(source, tmp_path):
-    dest = tmp_path / "data.bin"
-    fetch(source.as_uri(), dest, digest(PAYLOAD), progress=False)
-    mtime = dest.stat().st_mtime_ns
-    source.unlink()  # a second download would now fail
-    assert fetch(source.as_uri(), dest, digest(PAYLOAD), progress=False) == dest
-    assert dest.stat().st_mtime_ns == mtime
-
-
-def test_fetch_replaces_a_corrupt_existing_file(source, tmp_path):
-    dest = tmp_path / "data.bin"
-    dest.write_bytes(b"truncated")
-    fetch(source.as_uri(), dest, digest(PAYLOAD), progress=False)
-    assert dest.read_bytes() == PAYLOAD
-
-
-def test_fetch_bad_checksum_leaves_nothing_and_keeps_old_file(source, tmp_path):
-    dest = tmp_path / "data.bin"
-    with pytest.raises(ChecksumError, match=source.as_uri()):
-        fetch(source.as_uri(), dest, "f" * 64, progress=False)
-    assert not dest.exists() and leftovers(tmp_path) == []
-
-    dest.write_bytes(b"old")
-    with pytest.raises(ChecksumError):
-        fetch(source.as_uri(), dest, "f" * 64, progress=False)
-    assert dest.read_bytes() == b"old" and leftovers(tmp_path) == []
-
-
-def test_fetch_missing_source_leaves_nothing(tmp_path):
-    dest = tmp_path / "data.bin"
-    with pytest.raises(urllib.error.URLError):
-        fetch((tmp_path / "missing.bin").as_uri(), dest, "f" * 64, progress=False)
-    assert not dest.exists() and leftovers(tmp_path) == []
 
 
 def test_bundled_sums_cover_every_bundled_data_file_and_verify():

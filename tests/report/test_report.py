@@ -12,7 +12,6 @@ import pytest
 
 from rnnbench.cli import main
 from rnnbench.report import (
-    bootstrap_pvalue,
     build_table,
     open_source,
     summarize,
@@ -181,8 +180,7 @@ def test_interval_and_tests():
     a, b = rng.normal(0, 1, 8), rng.normal(3, 1, 8)
     p, method = welch_pvalue(a, b)
     assert method == "welch" and p < 0.001
-    assert bootstrap_pvalue(a, b) < 0.01  # the fallback without scipy agrees
-    assert bootstrap_pvalue(a, rng.normal(0, 1, 8)) > 0.05
+    assert welch_pvalue(a, rng.normal(0, 1, 8))[0] > 0.05
     assert math.isnan(welch_pvalue([1.0], [2.0, 3.0])[0])
 
 
