@@ -24,7 +24,9 @@ from rnnbench.config.compose import (
     config_root,
     deep_merge,
     parse_override,
+    presets,
     read_yaml,
+    resolve_config_path,
 )
 from rnnbench.config.schema import (
     GROUPS,
@@ -79,6 +81,6 @@ __all__ = [
     "TOP_LEVEL", "TRAINER_ARGS", "CheckpointConfig", "ConfigError", "LoggingConfig",
     "ModelConfig", "OptimConfig", "RunConfig", "TrainerConfig", "compose", "config_root",
     "deep_merge", "did_you_mean", "finite", "load_config", "non_negative", "one_of",
-    "parse_override", "positive", "read_yaml", "save_config", "to_yaml", "unit_interval",
-    "validate_config",
+    "parse_override", "positive", "presets", "read_yaml", "resolve_config_path", "save_config",
+    "to_yaml", "unit_interval", "validate_config",
 ]

@@ -12,11 +12,53 @@ import yaml
 from rnnbench.config.schema import GROUPS, ConfigError
 from rnnbench.config.validate import _first_line, did_you_mean
 
+PRESET_GROUPS = ("experiment", "study")  # where a config given by name alone is looked up
+
 
 def config_root() -> Path:
-    """The ``configs/`` folder of this checkout (or the one next to the working directory)."""
-    here = Path(__file__).resolve().parents[2] / "configs"  # rnnbench/config/compose.py
-    return here if here.is_dir() else Path.cwd() / "configs"
+    """The presets: ``configs/`` as shipped in the installed package (``rnnbench/presets``),
+    else the ``configs/`` folder of this checkout, else the one in the working folder."""
+    package = Path(__file__).resolve().parents[1]  # rnnbench/
+    for root in (package / "presets", package.parent / "configs"):
+        if (root / "experiment").is_dir():
+            return root
+    return Path.cwd() / "configs"
+
+
+def presets(root: Path | None = None) -> dict[str, Path]:
+    """``{name: file}`` of the experiment and study presets (experiment wins a clash)."""
+    root = root or config_root()
+    out: dict[str, Path] = {}
+    for group in reversed(PRESET_GROUPS):
+        out.update({p.stem: p for p in sorted((root / group).glob("*.yaml"))})
+    return out
+
+
+def resolve_config_path(path: str | Path, root: Path | None = None) -> Path:
+    """The file a config argument names: a file that exists (a local file wins), else
+    ``NAME.yaml`` in the working folder, else the preset ``NAME`` (``chung2014_jsb``).
+
+    Raises:
+        ConfigError: Neither a file nor a preset (the message lists the presets).
+    """
+    given = Path(path)
+    if given.is_file() or given.is_dir():
+        return given  # (read_yaml says what is wrong with a folder)
+    text = str(path)
+    name = given.stem if given.suffix in (".yaml", ".yml") else given.name
+    if given.parent == Path(".") and name:
+        local = Path(f"{name}.yaml")
+        if local.is_file():
+            return local
+        found = presets(root).get(name)
+        if found is not None:
+            return found
+    known = sorted(presets(root))
+    raise ConfigError(
+        f"config file {text} does not exist, and it names no preset"
+        f"{did_you_mean(name, known)}; presets (give the name alone, e.g. "
+        f"rnnbench fit quickstart): {', '.join(known) or 'none'}"
+    )
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -80,17 +122,22 @@ def _split_overrides(overrides: Sequence[str]) -> tuple[dict[str, str], list[str
 
 
 def _group_file(root: Path, group: str, name: Any) -> dict[str, Any]:
+    """``{group}/{name}.yaml``: from ``./configs/`` when it is there (a local file wins),
+    else from the presets."""
     if group not in GROUPS:
         raise ConfigError(f"defaults names unknown group {group!r}; groups: "
                           f"{', '.join(GROUPS)}")
-    known = sorted(p.stem for p in (root / group).glob("*.yaml"))
-    if not isinstance(name, str) or not (root / group / f"{name}.yaml").is_file():
-        raise ConfigError(
-            f"{group}={name}: there is no {root / group / f'{name}.yaml'}"
-            f"{did_you_mean(str(name), known)}; known {group} configs: "
-            f"{', '.join(known) or 'none'}"
-        )
-    return read_yaml(root / group / f"{name}.yaml")
+    roots = list(dict.fromkeys([(Path.cwd() / "configs").resolve(), root.resolve()]))
+    if isinstance(name, str):
+        for where in roots:
+            if (where / group / f"{name}.yaml").is_file():
+                return read_yaml(where / group / f"{name}.yaml")
+    known = sorted({p.stem for where in roots for p in (where / group).glob("*.yaml")})
+    raise ConfigError(
+        f"{group}={name}: there is no {root / group / f'{name}.yaml'}"
+        f"{did_you_mean(str(name), known)}; known {group} configs: "
+        f"{', '.join(known) or 'none'}"
+    )
 
 
 def compose(
@@ -105,7 +152,7 @@ def compose(
     file_cfg: dict[str, Any] = {}
     cfg: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = resolve_config_path(path, root)
         file_cfg = read_yaml(path)
         cfg["name"] = path.stem
     switched, dotted = _split_overrides(overrides)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnbench.config import ConfigError, load_config
+from rnnbench.config import ConfigError, load_config, resolve_config_path
 from rnnbench.studies.samplers import make_pruner, make_sampler
 from rnnbench.studies.space import SearchSpace, build_space, get_path
 
@@ -335,6 +335,7 @@ def load_study(
     Raises:
         ConfigError: Anything wrong in the file; the message says what to fix.
     """
+    path = resolve_config_path(path)  # a file, or a preset's name (chung2014_jsb)
     cfg = load_config(path, overrides, quick=quick)
     raw = cfg.pop("study", None)
     if not isinstance(raw, Mapping):
