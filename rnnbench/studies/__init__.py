@@ -25,6 +25,8 @@ _EXPORTS = {
     "STORAGE_ENV": "storage", "mask_password": "storage", "check_storage": "storage",
     "run_baselines": "baselines", "evaluate_baseline": "baselines",
     "stored_baselines": "baselines",
+    "StudyStatus": "status", "study_status": "status", "statuses_in": "status",
+    "user_threads": "pool",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)
