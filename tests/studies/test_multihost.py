@@ -99,7 +99,8 @@ class Watch:
 
     def running(self, hosts: tuple[str, ...], *, min_age: float = 1.5,
                 timeout: float = 240.0, avoid: tuple[int, ...] = ()):
-        """A trial RUNNING on one of ``hosts`` for ``min_age`` seconds: (study, trial)."""
+        """A trial RUNNING on one of ``hosts`` for ``min_age`` seconds, its parameters drawn:
+        (study, trial)."""
         wanted = {f"rnb-{h}" for h in hosts}
         last = None
         deadline = time.monotonic() + timeout
@@ -112,7 +113,9 @@ class Watch:
                 continue
             for study, trials in every.items():
                 for t in trials:
-                    if (t.state == TrialState.RUNNING and t._trial_id not in avoid
+                    # with its parameters drawn: a loaded machine can take seconds from the
+                    # claim to the first suggestion, and the retry must have them to copy
+                    if (t.state == TrialState.RUNNING and t._trial_id not in avoid and t.params
                             and t.user_attrs.get("worker_host") in wanted
                             and time.time() - t.datetime_start.timestamp() > min_age):
                         return study, t
