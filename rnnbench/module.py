@@ -249,11 +249,14 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         *,
         mask: torch.Tensor | None = None,
         reset: torch.Tensor | None = None,
+        final_state: bool = True,
     ) -> tuple[torch.Tensor, State]:
-        """Inputs -> task outputs (logits / predictions) and the final state."""
+        """Inputs -> task outputs (logits / predictions) and the final state (see
+        :meth:`RecurrentBackbone.forward` for ``final_state=False``)."""
         lengths = mask.sum(1) if mask is not None else None  # (B,) valid steps per row
         x = self.task.encode(inputs)  # (B, T, I): embeddings, frames or features
-        y, state = self.backbone(x, state, lengths=lengths, reset=reset)  # y (B, T, H * D)
+        y, state = self.backbone(  # y (B, T, H * D)
+            x, state, lengths=lengths, reset=reset, final_state=final_state)
         return self.task(y, mask, lengths), state  # logits / predictions per task
 
     def _carried_state(self, stage: str, batch_idx: int, batch_size: int) -> State | None:
@@ -268,7 +271,8 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         state = None  # tuple of (L * D, B, H)
         if self.task.streaming:
             state = self._carried_state(stage, batch_idx, inputs.size(0))
-        out, state = self(inputs, state, mask=mask, reset=batch.reset)  # reset (B, T) or None
+        out, state = self(  # reset (B, T) or None; a state nothing carries is not gathered
+            inputs, state, mask=mask, reset=batch.reset, final_state=self.task.streaming)
         loss, count = self.task.loss(out, targets, mask)  # scalar mean, number of units
         if self.task.streaming:
             self._states[stage] = detach_state(state)

@@ -156,6 +156,7 @@ class RecurrentBackbone(nn.Module):
         *,
         lengths: torch.Tensor | None = None,
         reset: torch.Tensor | None = None,
+        final_state: bool = True,
     ) -> tuple[torch.Tensor, State]:
         """Runs the stack over a batch-first window.
 
@@ -170,6 +171,11 @@ class RecurrentBackbone(nn.Module):
             reset: Optional ``(B, T)`` bool mask: the state of row b is zeroed just before
                 step t where ``reset[b, t]`` (document boundaries in a continuous stream).
                 Unidirectional backbones only.
+            final_state: ``False`` when the caller discards the returned state (whole
+                sequences, nothing carried). With ``lengths``, the fused path then runs the
+                padded rows in one kernel call instead of one per distinct length; the
+                outputs are the same, but the returned state is not each row's state at its
+                length and must not be used.
 
         Returns:
             ``(y, state)``: outputs ``(B, T, H * num_directions)`` and the final state tuple.
@@ -191,14 +197,15 @@ class RecurrentBackbone(nn.Module):
             )
         if reset is not None:
             return self._forward_with_reset(x, state, reset, lengths)
-        return self._forward(x, state, lengths)
+        return self._forward(x, state, lengths, final_state)
 
     def _forward(
-        self, x: torch.Tensor, state: State, lengths: torch.Tensor | None
+        self, x: torch.Tensor, state: State, lengths: torch.Tensor | None,
+        final_state: bool = True,
     ) -> tuple[torch.Tensor, State]:
         path = self.effective_impl
         if path == "fused":
-            return self._forward_fused(x, state, lengths)
+            return self._forward_fused(x, state, lengths, final_state)
         if path == "compiled":
             return self._forward_compiled(x, state, lengths)
         return self._forward_reference(x, state, lengths, use_sequence=path == "sequence")
@@ -280,7 +287,8 @@ class RecurrentBackbone(nn.Module):
         return weights
 
     def _forward_fused(
-        self, x: torch.Tensor, state: State, lengths: torch.Tensor | None
+        self, x: torch.Tensor, state: State, lengths: torch.Tensor | None,
+        final_state: bool = True,
     ) -> tuple[torch.Tensor, State]:
         if lengths is not None and self.padding == "mask":
             # One host sync, as packing has: the split points are Python numbers.
@@ -291,7 +299,9 @@ class RecurrentBackbone(nn.Module):
                     f"{ends[0]}..{ends[-1]}"
                 )
             if ends != [x.size(1)]:
-                return self._forward_fused_masked(x, state, lengths, ends)
+                # Without a state to read, one call to the longest row gives the outputs.
+                return self._forward_fused_masked(
+                    x, state, lengths, ends if final_state else ends[-1:])
             lengths = None  # every row is full: the plain call is exact
         mode = self.cell_cls.fused_mode
         func = _VF_FUNCS[mode]

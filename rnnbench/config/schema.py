@@ -136,6 +136,8 @@ class RunConfig:
     """A whole run. ``data:`` is typed by the chosen data set's own builder signature."""
 
     seed: int = _f(0, non_negative)
+    flush_denormal: bool = _f(
+        False, doc="CPU: flush subnormal floats to zero while training (docs/benchmarks.md)")
     name: str | None = _f(None, doc="run name: runs/<name>/version_K")
     description: str | None = _f(None)
     data: dict[str, Any] = _f({"dataset": "ptb"})

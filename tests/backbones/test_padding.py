@@ -72,6 +72,38 @@ def test_unpacked_path_equals_packed_path(cell, num_layers, bidirectional, monke
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)  # initial-state gradients
 
 
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_without_a_final_state_one_kernel_call_gives_the_same_outputs_and_gradients(
+        cell, bidirectional, monkeypatch):
+    masked, packed = _pair(cell, 2, bidirectional)
+    g = torch.Generator().manual_seed(2)
+    lengths = torch.tensor([9, 4, 7, 9, 1, 4])  # (B,) four distinct lengths
+    x = torch.randn(len(lengths), 11, IN, generator=g, dtype=torch.float64)  # (B, T, I)
+    weights = torch.randn(len(lengths), 11, H * (2 if bidirectional else 1), generator=g,
+                          dtype=torch.float64)  # (B, T, H * D)
+
+    def outputs_and_grads(bb, **kw):
+        bb.zero_grad()
+        xg = x.clone().requires_grad_(True)
+        y, _ = bb(xg, None, lengths=lengths, **kw)
+        (y * weights).sum().backward()
+        return y.detach(), xg.grad, {n: p.grad.clone() for n, p in bb.named_parameters()}
+
+    want = outputs_and_grads(packed)
+    calls = []
+    kernel = recurrent_mod._VF_FUNCS[masked.cell_cls.fused_mode]
+    monkeypatch.setitem(recurrent_mod._VF_FUNCS, masked.cell_cls.fused_mode,
+                        lambda *a: calls.append(a[0].size(1)) or kernel(*a))
+    got = outputs_and_grads(masked, final_state=False)
+    # one call per layer and direction (bidirectional runs layer by layer), up to row 9's end
+    assert calls == [9] * (4 if bidirectional else 1), calls
+    torch.testing.assert_close(got[0], want[0], atol=1e-9, rtol=0)
+    torch.testing.assert_close(got[1], want[1], atol=1e-9, rtol=0)
+    for name in want[2]:
+        torch.testing.assert_close(got[2][name], want[2][name], atol=1e-9, rtol=0, msg=name)
+
+
 def _no_packing(*args, **kwargs):
     raise AssertionError("padding='mask' must not call pack_padded_sequence")
 
