@@ -70,6 +70,9 @@ def open_source(study: str, *, storage: str | None = None, folder: str | Path | 
         folder: The study output folder; ``study`` is the name.
         runs_dir: Where a bare name is looked for: ``{runs_dir}/{study}/``.
 
+    Over 60 lines: each way of naming a study (name, folder, storage) has its own error
+    message, listing what exists there; they read best in one place.
+
     Raises:
         ReportError: No such study (the message lists the ones that exist), or the storage
             cannot be opened.

@@ -175,6 +175,9 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
     Baselines (``"baseline": true``) are rows too, after the variants; the best trained
     variant and the best baseline are each chosen by their final validation mean.
 
+    Over 60 lines: one pass builds every column of a row and the notes about it, so that a
+    column's rule and its note stay side by side.
+
     Args:
         results: What :func:`rnnbench.studies.collect` returns.
         paper: ``{"source", "dataset"}``: add the published test figure, our difference and
