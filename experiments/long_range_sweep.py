@@ -3,6 +3,8 @@
 Usage:
     python experiments/long_range_sweep.py adding --T 25,50,100 --workers 2 \
         [--out docs] [section.key=value ...]
+    python experiments/long_range_sweep.py adding --from-csv docs/long_range_adding.csv \
+        --out docs          # redraw the plot only
 
 For each T this runs (or resumes) ``rnnbench study run configs/experiment/long_range_{task}.yaml
 data.T=T study.name={task}_T{T}`` with the overrides given, then reads every study's
@@ -97,6 +99,16 @@ def write_table(task: str, rows: list[dict], out: Path) -> None:
     print("\n".join(lines))
 
 
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a ``long_range_{task}.csv`` that :func:`write_table` wrote."""
+    def num(x: str) -> float | None:
+        return float(x) if x not in ("", "None") else None
+
+    with open(path, newline="") as f:
+        return [{**r, "T": int(r["T"]), "mean": num(r["mean"]), "std": num(r["std"]),
+                 "baseline": num(r["baseline"])} for r in csv.DictReader(f)]
+
+
 def plot(task: str, rows: list[dict], out: Path) -> None:
     import matplotlib
 
@@ -105,11 +117,17 @@ def plot(task: str, rows: list[dict], out: Path) -> None:
 
     Ts = sorted({r["T"] for r in rows})
     fig, ax = plt.subplots(figsize=(6, 4))
+    from rnnbench.report.plots import clipped_errors, floor_at_zero
+
+    metric = rows[0]["metric"]
     for v in dict.fromkeys(r["variant"] for r in rows):
         pts = [r for r in rows if r["variant"] == v and r["mean"] is not None]
-        ax.errorbar([r["T"] for r in pts], [r["mean"] for r in pts],
-                    yerr=[r["std"] or 0 for r in pts], marker="o", capsize=3, label=v)
+        means = [r["mean"] for r in pts]
+        # A std larger than the mean must not draw the MSE below 0: the bar stops there.
+        ax.errorbar([r["T"] for r in pts], means, marker="o", capsize=3, label=v,
+                    yerr=clipped_errors(means, [r["std"] or 0 for r in pts], metric))
     ax.plot(Ts, [baseline(task, T) for T in Ts], "k--", label="trivial baseline")
+    floor_at_zero(ax, metric)
     ax.set_xscale("log")
     ax.set_xticks(Ts, [str(T) for T in Ts])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -129,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--T", default="25,50,100", help="comma-separated lengths (default 25,50,100)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default=".", help="folder for the table and plot")
+    p.add_argument("--from-csv", default=None, metavar="CSV",
+                   help="only redraw the plot from a long_range_{task}.csv written before")
     p.add_argument("overrides", nargs="*", help="section.key=value for every study")
     args = p.parse_intermixed_args(argv)
     try:
@@ -138,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     if not Ts or min(Ts) < 2:
         p.error(f"--T needs lengths >= 2, got {args.T!r}")
     out = Path(args.out)
+    if args.from_csv:  # the plot again from a finished sweep's table, without training
+        rows = read_rows(Path(args.from_csv))
+        out.mkdir(parents=True, exist_ok=True)
+        plot(args.task, rows, out)
+        print(f"wrote {out}/long_range_{args.task}.{{png,svg}}")
+        return 0
     paths = {T: run_study(args.task, T, args.workers, args.overrides) for T in Ts}
     rows = collect(args.task, paths)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-FORMATS = ("terminal", "markdown", "csv", "latex")
+FORMATS = ("terminal", "markdown", "csv", "latex", "html")
 
 HELP = """\
-Report one comparison study: one row per variant with its size, best validation value, final
-test metric (mean +- std over the seeds, 95% t-interval, Welch's verdict against the best
-variant), trial counts, wall time and throughput, optionally beside a paper's numbers, and
-the study's baselines (study.baselines) with each row's verdict against them; plus
-learning curves, optimisation history, parameter importance and metric vs size (PNG + SVG),
-all gathered in report.md. See docs/report.md for every column.
+Report one comparison study: one row per variant with its size, best validation value and
+the hyper-parameters that won it, final test metric (mean +- std over the seeds, 95%
+t-interval, Welch's verdict against the best variant), trial counts, wall time and
+throughput, optionally beside a paper's numbers, and the study's baselines (study.baselines)
+with each row's verdict against them; plus learning curves, optimisation history, parameter
+importance (from 8 complete search trials per variant) and metric vs size (PNG + SVG), all
+gathered in report.md and in report.html, one self-contained page (figures embedded, table
+sortable) that opens offline. An unfinished study is flagged, with the command that resumes
+it.
 
 STUDY is a study name (looked up in runs/STUDY/, or in --storage / --dir) or a study output
 folder holding study.db, study.journal or results.json.

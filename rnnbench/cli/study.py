@@ -95,7 +95,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             report_study(spec.name, storage=storage, folder=spec.output_dir)
         except ReportError as err:
-            _print_results_table(spec.output_dir)
+            if not err.table_shown:  # one final table: the report's, when it printed one
+                _print_results_table(spec.output_dir)
             print(f"rnnbench study run: report skipped: {err}", file=sys.stderr)
     return code
 

@@ -1,4 +1,4 @@
-"""Reports of comparison studies: tables, statistics, figures and published references.
+"""Reports of comparison studies: tables, statistics, figures, pages and published references.
 
 Names are loaded on first use, so ``rnnbench --help`` (and the study file parser, which reads
 ``published.csv``) pays nothing for pandas and matplotlib.
@@ -21,6 +21,8 @@ _EXPORTS = {
     "Figure": "plots", "all_figures": "plots", "learning_curves": "plots",
     "optimization_history": "plots", "importance": "plots", "metric_vs_params": "plots",
     "build_report": "render", "write_report": "render", "report_study": "render",
+    "resume_command": "source", "unfinished_note": "source",
+    "html_page": "pages", "markdown_page": "pages", "table_rows": "formats",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

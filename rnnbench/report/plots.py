@@ -9,7 +9,14 @@ from typing import Any
 
 import pandas as pd
 
+from rnnbench.report.stats import is_nonnegative
 from rnnbench.report.tables import ReportTable, read_log
+
+# fANOVA fitted to fewer trials splits on noise: from 2 trials one parameter takes it all.
+MIN_IMPORTANCE_TRIALS = 8
+# An axis of parameter counts spans at least this fraction of the largest count either side,
+# so that matched budgets (1,953 and 1,968) look matched, not 15 parameters apart.
+MIN_PARAM_SPAN = 0.1
 
 
 @dataclass
@@ -42,6 +49,21 @@ def _render(fig: Any, name: str, title: str, notes: list[str] | None = None) -> 
         out.files[fmt] = buf.getvalue()
     plt.close(fig)
     return out
+
+
+def floor_at_zero(ax: Any, metric: str | None) -> None:
+    """Starts the y axis at 0 where a non-negative metric's autoscaled range dips below."""
+    if is_nonnegative(metric) and ax.get_ylim()[0] < 0:
+        ax.set_ylim(bottom=0)
+
+
+def clipped_errors(means: list[float], stds: list[float], metric: str | None
+                   ) -> list[list[float]]:
+    """Asymmetric ``yerr`` ``[[below...], [above...]]``: mean - std stops at 0 for a
+    non-negative metric (a std larger than the mean does not make the metric negative)."""
+    below = [min(s, m) if is_nonnegative(metric) and m >= 0 else s
+             for m, s in zip(means, stds)]
+    return [below, list(stds)]
 
 
 def _grid(n: int, width: float = 4.2, height: float = 3.2):
@@ -115,6 +137,7 @@ def learning_curves(results: dict[str, Any]) -> Figure:
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(f"{results['study']}: {metric} of the final runs (mean, min-max over seeds)")
+    floor_at_zero(ax, metric)
     ax.xaxis.get_major_locator().set_params(integer=True)
     if drawn or baselines:
         ax.legend(fontsize=8)
@@ -158,45 +181,73 @@ def optimization_history(results: dict[str, Any]) -> Figure:
         ax.set_xlabel("trial number")
         ax.set_ylabel(metric)
         ax.xaxis.get_major_locator().set_params(integer=True)
+        floor_at_zero(ax, metric)
     fig.suptitle(f"{results['study']}: optimisation history "
                  "(dotted: pruned grey, failed red)", fontsize=10)
     return _render(fig, "history", "Optimisation history")
 
 
+def _complete_search(results: dict[str, Any], variant: str) -> int:
+    return sum(t["variant"] == variant and t["kind"] == "search" and t["state"] == "COMPLETE"
+               for t in results.get("trials", []))
+
+
 def importance(run: Any, results: dict[str, Any]) -> Figure:
     """Per variant: Optuna's hyper-parameter importance (default evaluator, fANOVA) over the
-    complete search trials. Skipped, with a note, below 2 complete trials or when no searched
-    parameter varies; needs the storage (``run``)."""
+    complete search trials.
+
+    A variant with fewer than :data:`MIN_IMPORTANCE_TRIALS` complete trials, or whose searched
+    parameters do not vary, is left out with a note saying why; with none left the figure has
+    no image (``files`` empty), only its notes. Needs the storage (``run``).
+    """
     from rnnbench.studies.results import param_importances
 
-    variants = list(run.spec.variants) if run is not None else []
-    notes: list[str] = []
-    if not variants:
-        notes.append("parameter importance needs the study storage (only results.json found)")
-        variants_shown: list[Any] = []
-    else:
-        variants_shown = variants
-    fig, axes = _grid(max(len(variants_shown), 1), width=4.2, height=2.6)
-    if not variants_shown:
-        axes[0].text(0.5, 0.5, notes[0], ha="center", va="center", wrap=True,
-                     transform=axes[0].transAxes)
-        axes[0].set_axis_off()
-    for i, (v, ax) in enumerate(zip(variants_shown, axes)):
+    out = Figure("importance", "Hyper-parameter importance")
+    if run is None:
+        out.notes.append("parameter importance needs the study storage (only results.json "
+                         "found)")
+        return out
+    shown = []
+    for v in run.spec.variants:
+        n = _complete_search(results, v.name)
+        if n < MIN_IMPORTANCE_TRIALS:
+            out.notes.append(
+                f"{v.name}: {n} complete search trial(s), no importance: it needs >= "
+                f"{MIN_IMPORTANCE_TRIALS}, since fANOVA fitted to fewer splits on noise (from "
+                "2 trials one parameter gets all of it)")
+            continue
         values, note = param_importances(run, v)
         if values is None:
-            notes.append(str(note))
-            ax.text(0.5, 0.5, str(note).split(": ", 1)[1], ha="center", va="center",
-                    wrap=True, transform=ax.transAxes, fontsize=8)
-            ax.set_axis_off()
-            ax.set_title(v.name, fontsize=9)
-            continue
+            out.notes.append(str(note))
+        else:
+            shown.append((v.name, n, values))
+    if not shown:
+        return out
+    fig, axes = _grid(len(shown), width=4.2, height=2.6)
+    for i, ((name, n, values), ax) in enumerate(zip(shown, axes)):
         names = list(values)[::-1]  # the most important on top
         ax.barh(names, [values[k] for k in names], height=0.5, color=f"C{i % 10}")
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"importance for {results['metric']}")
-        ax.set_title(v.name, fontsize=9)
+        ax.set_title(f"{name} ({n} complete trials)", fontsize=9)
     fig.suptitle(f"{results['study']}: hyper-parameter importance (fANOVA)", fontsize=10)
-    return _render(fig, "importance", "Hyper-parameter importance", notes)
+    return _render(fig, out.name, out.title, out.notes)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _param_axis(ax: Any, counts: list[float]) -> None:
+    """Parameter counts from 0.9x the smallest to 1.1x the largest at least, with thousands
+    separators: a 15-parameter gap between matched budgets stays small on the page."""
+    from matplotlib.ticker import FuncFormatter
+
+    if counts:
+        low, high = ax.get_xlim()
+        ax.set_xlim(min(low, (1 - MIN_PARAM_SPAN) * min(counts)),
+                    max(high, (1 + MIN_PARAM_SPAN) * max(counts)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
 
 
 def metric_vs_params(table: ReportTable) -> Figure:
@@ -215,7 +266,8 @@ def metric_vs_params(table: ReportTable) -> Figure:
         if r.get("baseline") or not n or pd.isna(r["num_parameters"]):
             continue
         std = r[f"{test}_std"] if n > 1 else 0.0
-        ax.errorbar([r["num_parameters"]], [mean], yerr=[std], fmt="o", capsize=4,
+        ax.errorbar([r["num_parameters"]], [mean], yerr=clipped_errors([mean], [std], test),
+                    fmt="o", capsize=4,
                     color=f"C{i % 10}", label=f"{r['variant']} (n={int(n)})")
         ax.annotate(r["variant"], (r["num_parameters"], mean), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
@@ -225,6 +277,9 @@ def metric_vs_params(table: ReportTable) -> Figure:
         if not pub.empty:
             ax.scatter(pub["num_parameters"], pub["published"], marker="*", s=90,
                        color="black", label=f"{table.paper['source']} (published)")
+    _param_axis(ax, [r["num_parameters"] for _, r in d.iterrows()
+                     if not r.get("baseline") and _finite(r["num_parameters"])])
+    floor_at_zero(ax, test)
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"{test} (final runs, mean ± std)")
     ax.set_title(f"{table.study}: {test} vs parameter count")
@@ -242,5 +297,6 @@ def all_figures(table: ReportTable, results: dict[str, Any], run: Any = None) ->
             metric_vs_params(table)]
 
 
-__all__ = ["Figure", "all_figures", "importance", "learning_curves", "metric_vs_params",
+__all__ = ["MIN_IMPORTANCE_TRIALS", "Figure", "all_figures", "clipped_errors", "floor_at_zero",
+           "importance", "learning_curves", "metric_vs_params",
            "optimization_history"]

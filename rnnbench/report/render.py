@@ -8,50 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("terminal", "markdown", "csv", "latex")
-
-
-def _markdown_report(table: Any, results: dict[str, Any], figures: list[Any]) -> str:
-    """``report.md``: settings, the table, notes, the figures."""
-    from rnnbench.report.published import SOURCES
-    from rnnbench.report.tables import to_markdown
-
-    lines = [f"# Study `{table.study}`", ""]
-    if table.description:
-        lines += [table.description, ""]
-    lines += [
-        f"- metric: `{table.metric}` ({table.direction}); final runs tested on "
-        f"`{table.test_metric}`",
-        f"- {table.trials_per_variant} search trials per variant (sampler "
-        f"`{(results.get('sampler') or {}).get('name', '?')}`, pruner "
-        f"`{(results.get('pruner') or {}).get('name', '?')}`); the best configuration of each "
-        f"re-run with seeds {', '.join(map(str, table.seeds)) or 'none'}",
-        f"- storage: `{results.get('storage', '?')}`"
-        + ("" if results.get("complete", True) else " (**study not finished**)"),
-    ]
-    if table.paper:
-        src = table.paper["source"]
-        lines.append(f"- published: {SOURCES.get(src, src)} ({table.paper['dataset']})")
-    lines += ["", "## Comparison", "", to_markdown(table)]
-    if table.notes:
-        lines += [f"- {n}" for n in table.notes] + [""]
-    lines += [
-        "Columns: *params (hidden)* parameters of the whole model (hidden units; for a "
-        "baseline, the numbers it fitted); *best* the best search trial's validation value; "
-        "*final* mean ± sample std over the n final seeds and their 95% t-interval; *vs best* "
-        "the verdict of Welch's test against the bold variant (beats / falls short at "
-        "p < 0.05, else matches); *trials c/p/f* complete / pruned / failed search trials; "
-        "*wall time* summed trial durations; *tokens/s* median training throughput; *vs* a "
-        "published figure or the best baseline: beats / matches / falls short by the row's "
-        "95% interval (none for n < 2). Rows marked (baseline) are models without recurrence "
-        "fitted on the training split and scored by the same metric. Raw numbers: "
-        "`report.csv`. Details: `docs/report.md`.", ""]
-    for fig in figures:
-        lines += [f"## {fig.title}", ""]
-        if "png" in fig.files:
-            lines += [f"![{fig.title}]({fig.name}.png)", ""]
-        lines += [f"- {n}" for n in fig.notes] + ([""] if fig.notes else [])
-    return "\n".join(lines).rstrip() + "\n"
+FORMATS = ("terminal", "markdown", "csv", "latex", "html")
 
 
 def build_report(source: Any, *, formats: list[str], plots: bool = True,
@@ -60,16 +17,20 @@ def build_report(source: Any, *, formats: list[str], plots: bool = True,
 
     Args:
         source: A :class:`rnnbench.report.tables.StudySource`.
-        formats: Subset of ``terminal, markdown, csv, latex`` (terminal writes no file).
+        formats: Subset of ``terminal, markdown, csv, latex, html`` (terminal writes no
+            file; ``html`` is one self-contained ``report.html``, figures embedded).
         plots: Render the figures (PNG and SVG).
         paper: ``{"source", "dataset"}``; default the one stored with the study.
 
     Returns:
         ``(table, {file name: content})``.
     """
+    from rnnbench.report.pages import html_page, markdown_page
+    from rnnbench.report.source import unfinished_note
     from rnnbench.report.tables import build_table, to_csv, to_latex
 
     table = build_table(source.results, paper or source.paper)
+    table.unfinished, table.resume = unfinished_note(source) or (None, None)
     files: dict[str, bytes] = {}
     figures = []
     if plots:
@@ -84,7 +45,9 @@ def build_report(source: Any, *, formats: list[str], plots: bool = True,
     if "latex" in formats:
         files["report.tex"] = to_latex(table).encode()
     if "markdown" in formats:
-        files["report.md"] = _markdown_report(table, source.results, figures).encode()
+        files["report.md"] = markdown_page(table, source.results, figures).encode()
+    if "html" in formats:
+        files["report.html"] = html_page(table, source.results, figures).encode()
     return table, files
 
 
@@ -135,11 +98,18 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _console():
     from rich.console import Console
 
-    # A pipe or file would get Rich's 80 columns, too narrow for the table.
-    return Console(width=None if sys.stdout.isatty() else 200)
+    # A pipe or file would get Rich's 80 columns, too narrow for the table (14 columns with
+    # a paper and a baseline).
+    return Console(width=None if sys.stdout.isatty() else 260)
 
 
 def report_study(
@@ -147,7 +117,7 @@ def report_study(
     *,
     storage: str | None = None,
     folder: str | Path | None = None,
-    formats: list[str] = ("terminal", "markdown", "csv"),
+    formats: list[str] = ("terminal", "markdown", "csv", "html"),
     plots: bool = True,
     paper: dict[str, str] | None = None,
     out: str | Path | None = None,
@@ -162,20 +132,38 @@ def report_study(
     source = open_source(study, storage=storage, folder=folder)
     out = Path(out) if out else (source.folder or Path(".")) / "report"
     table, files = build_report(source, formats=list(formats), plots=plots, paper=paper)
+    console = _console()
     if not table.any_complete:
-        _console().print(to_rich(table))
+        console.print(to_rich(table))
+        _print_unfinished(console, table)
         counts = "; ".join(f"{r.variant}: {r.complete} complete, {r.pruned} pruned, "
                            f"{r.failed} failed" for r in table.data.itertuples())
-        raise ReportError(
+        err = ReportError(
             f"study {table.study!r} has no complete trial yet ({counts}), so there is "
-            "nothing to compare; the counts are shown above and no file was written")
+            "nothing to compare; the counts are shown above and no file was written"
+            + ("; it is unfinished: resume it with the command above" if table.unfinished
+               else ""))
+        err.table_shown = True  # so that study run prints no second table
+        raise err
     if "terminal" in formats:
-        _console().print(to_rich(table))
+        console.print(to_rich(table))
+        _print_unfinished(console, table)
     if files:
         written = write_report(files, out)
         print(f"report: {out}/ " + ", ".join(p.name for p in written))
         return out
     return None
+
+
+def _print_unfinished(console: Any, table: Any) -> None:
+    """Flags an unfinished study under its table, with the command that resumes it."""
+    if table.unfinished:
+        console.print(f"[bold yellow]unfinished:[/bold yellow] {_escape(table.unfinished)}",
+                      highlight=False)
+        if table.resume:
+            # On a line of its own, unwrapped, so that it can be copied as it is.
+            console.print(f"  {table.resume}", highlight=False, markup=False,
+                          soft_wrap=True)
 
 
 __all__ = ["FORMATS", "build_report", "report_study", "write_report"]

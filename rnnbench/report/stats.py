@@ -82,6 +82,16 @@ HIGHER_IS_BETTER = frozenset({"acc", "f1", "f1_pa", "precision", "recall", "prec
                               "recall_pa"})
 
 
+# Every metric above is a count, a rate, a probability or a mean of squares: never negative.
+NONNEGATIVE = LOWER_IS_BETTER | HIGHER_IS_BETTER
+
+
+def is_nonnegative(metric: str | None) -> bool:
+    """Whether a metric (``stage/name`` or ``name``) is known never to be negative, so a plot
+    of it starts at 0 at the lowest and its error bars stop there."""
+    return bool(metric) and metric.split("/", 1)[-1] in NONNEGATIVE
+
+
 def metric_direction(metric: str | None, *, known: dict[str, str] | None = None) -> str | None:
     """``"minimize"``, ``"maximize"`` or ``None`` (unknown) for a metric name.
 
@@ -194,6 +204,6 @@ def verdict_welch(a: Sequence[float], b: Sequence[float], direction: str | None,
     return Verdict(MATCHES, reference, method, p)
 
 
-__all__ = ["ALPHA", "BEATS", "FALLS_SHORT", "MATCHES", "VERDICTS", "Summary", "Verdict",
-           "metric_direction", "summarize", "t_quantile",
+__all__ = ["ALPHA", "BEATS", "FALLS_SHORT", "MATCHES", "NONNEGATIVE", "VERDICTS", "Summary",
+           "Verdict", "is_nonnegative", "metric_direction", "summarize", "t_quantile",
            "verdict_vs_value", "verdict_welch", "welch_pvalue"]

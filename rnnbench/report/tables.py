@@ -1,8 +1,11 @@
-"""The comparison table of one study: open it, build one row per variant, render it."""
+"""The comparison table of one study: one row per variant with its statistics and verdicts.
+
+Opening a study lives in :mod:`rnnbench.report.source`, the text formats in
+:mod:`rnnbench.report.formats`; their names are re-exported here, where they used to live.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -11,7 +14,19 @@ from typing import Any
 
 import pandas as pd
 
+from rnnbench.report.formats import (
+    DASH,
+    display_name,
+    display_rows,
+    latex_escape,
+    table_rows,
+    to_csv,
+    to_latex,
+    to_markdown,
+    to_rich,
+)
 from rnnbench.report.published import load_published, lookup
+from rnnbench.report.source import ReportError, StudySource, open_source
 from rnnbench.report.stats import (
     ALPHA,
     metric_direction,
@@ -21,138 +36,6 @@ from rnnbench.report.stats import (
 )
 
 TOKENS = "train/tokens_per_s"
-DASH = "-"
-
-
-class ReportError(Exception):
-    """A study cannot be found, opened or reported; the message is one paragraph for users."""
-
-
-# ---------------------------------------------------------------------- opening a study
-@dataclass
-class StudySource:
-    """What a report is built from.
-
-    Attributes:
-        results: The ``results.json`` mapping (``rnnbench.studies.collect``).
-        run: The study in its storage, or ``None`` when only ``results.json`` was found (no
-            optimisation history beyond the trial list, no parameter importance).
-        folder: The study's output folder (``report/`` goes there by default), if known.
-        paper: ``{"source", "dataset"}`` stored with the study (``study.paper``), if any.
-    """
-
-    results: dict[str, Any]
-    run: Any = None
-    folder: Path | None = None
-    paper: dict[str, str] | None = None
-
-
-def _storage_files(folder: Path) -> list[Path]:
-    return [folder / f for f in ("study.journal", "study.db") if (folder / f).exists()]
-
-
-def _studies_in(storage: Any) -> dict[str, dict[str, Any]]:
-    """``{name: stored spec}`` of every rnnbench study (root studies) in an open storage."""
-    from rnnbench.studies.ledger import rnnbench_studies
-
-    return rnnbench_studies(storage)
-
-
-def _folders_in(parent: Path) -> list[str]:
-    if not parent.is_dir():
-        return []
-    return sorted(p.name for p in parent.iterdir() if p.is_dir() and (
-        _storage_files(p) or (p / "results.json").exists()))
-
-
-def open_source(study: str, *, storage: str | None = None, folder: str | Path | None = None,
-                runs_dir: str | Path = "runs") -> StudySource:
-    """Finds a study the way ``rnnbench report`` does.
-
-    Args:
-        study: A study name, or a study output folder (holding ``study.db`` /
-            ``study.journal`` and/or ``results.json``).
-        storage: A storage URL (as ``rnnbench study run --storage``); ``study`` is the name.
-        folder: The study output folder; ``study`` is the name.
-        runs_dir: Where a bare name is looked for: ``{runs_dir}/{study}/``.
-
-    Raises:
-        ReportError: No such study (the message lists the ones that exist), or the storage
-            cannot be opened.
-    """
-    from rnnbench.config import ConfigError
-    from rnnbench.studies.ledger import StudyRun
-    from rnnbench.studies.storage import default_storage_url, open_storage, parse_storage_url
-
-    name: str | None = study
-    if storage is None and folder is None:
-        if Path(study).is_dir() and (_storage_files(Path(study))
-                                     or (Path(study) / "results.json").exists()):
-            folder, name = Path(study), None
-        else:
-            folder = Path(runs_dir) / study
-            if not folder.is_dir():  # run from another folder: where `study run` recorded it
-                from rnnbench.studies.status import find_study
-
-                entry = find_study(study)
-                folder = Path(entry["folder"]) if entry else folder
-            if not folder.is_dir():
-                known = _folders_in(Path(runs_dir))
-                raise ReportError(
-                    f"no study {study!r}: {folder} does not exist (studies in {runs_dir}/: "
-                    f"{', '.join(known) or 'none'}). Give the study's output folder, or its "
-                    "storage with --storage URL, or the folder with --dir FOLDER"
-                )
-    folder = Path(folder) if folder is not None else None
-    try:
-        if storage is None:
-            assert folder is not None
-            if not folder.is_dir():
-                raise ReportError(f"study folder {folder} does not exist")
-            if not _storage_files(folder):
-                return _from_results_json(folder, name)
-            storage = default_storage_url(folder, 1)  # the existing journal or database
-        parsed = parse_storage_url(storage)
-        if parsed.path is not None and not parsed.path.exists():
-            raise ReportError(f"storage file {parsed.path} does not exist")
-        known = _studies_in(open_storage(parsed, create=False))
-        if name is None:
-            if len(known) != 1:
-                raise ReportError(
-                    f"{parsed.display} holds {len(known)} rnnbench studies "
-                    f"({', '.join(sorted(known)) or 'none'}); name one: rnnbench report NAME "
-                    f"--storage {parsed.display}")
-            (name,) = known
-        if name not in known:
-            raise ReportError(
-                f"no study {name!r} in {parsed.display}; studies there: "
-                f"{', '.join(sorted(known)) or 'none'}")
-        run = StudyRun.attach(parsed, name)
-    except ConfigError as err:  # StorageError too
-        raise ReportError(str(err)) from None
-    from rnnbench.studies.results import collect
-
-    if folder is None and parsed.path is not None:
-        folder = parsed.path.parent
-    elif folder is None:
-        folder = run.spec.output_dir
-    paper = getattr(run.spec, "paper", None) or known[name].get("paper")
-    return StudySource(collect(run), run, folder, paper or None)
-
-
-def _from_results_json(folder: Path, name: str | None) -> StudySource:
-    path = folder / "results.json"
-    if not path.exists():
-        raise ReportError(f"{folder} holds no study: no study.db, study.journal or "
-                          "results.json there")
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ReportError(f"cannot read {path}: {err}") from None
-    if name is not None and results.get("study") != name:
-        raise ReportError(f"no study {name!r} in {folder}; results.json there is of study "
-                          f"{results.get('study')!r}")
-    return StudySource(results, None, folder, None)
 
 
 # ---------------------------------------------------------------------- the logs
@@ -205,6 +88,9 @@ class ReportTable:
         test_direction: ``minimize``/``maximize`` of the test metric (``None``: unknown, no
             verdicts).
         notes: Sentences shown under the table (failures, missing data, the test used).
+        unfinished: What is left of an unfinished study (``None``: finished); set by
+            :func:`rnnbench.report.render.build_report`.
+        resume: The command that resumes it, when known.
     """
 
     study: str
@@ -220,6 +106,8 @@ class ReportTable:
     seeds: list[int] = field(default_factory=list)
     best_baseline: str | None = None
     test_direction: str | None = None
+    unfinished: str | None = None
+    resume: str | None = None
 
     @property
     def has_baselines(self) -> bool:
@@ -287,6 +175,9 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
     Baselines (``"baseline": true``) are rows too, after the variants; the best trained
     variant and the best baseline are each chosen by their final validation mean.
 
+    Over 60 lines: one pass builds every column of a row and the notes about it, so that a
+    column's rule and its note stay side by side.
+
     Args:
         results: What :func:`rnnbench.studies.collect` returns.
         paper: ``{"source", "dataset"}``: add the published test figure, our difference and
@@ -327,7 +218,7 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
         row = {
             **{k: base[k] for k in ("variant", "cell", "num_layers", "bidirectional",
                                     "hidden_size", "num_parameters")},
-            f"best_{metric}": base["best_value"],
+            f"best_{metric}": base["best_value"], "best_params": base["best_params"],
             f"{test}_mean": s.mean, f"{test}_std": s.std, f"{test}_n": s.n,
             f"{test}_ci95_low": s.low, f"{test}_ci95_high": s.high,
             "p_value": vs_best.p if vs_best else float("nan"),
@@ -394,150 +285,6 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
         test_direction=test_dir)
 
 
-# ---------------------------------------------------------------------- formatting
-def _isnum(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _num(x: Any, digits: int = 4) -> str:
-    return f"{x:.{digits}g}" if _isnum(x) else DASH
-
-
-def _duration(s: Any) -> str:
-    if not _isnum(s):
-        return DASH
-    if s < 60:
-        return f"{s:.1f} s"
-    m, sec = divmod(int(round(s)), 60)
-    return f"{m}m {sec:02d}s" if m < 60 else f"{m // 60}h {m % 60:02d}m"
-
-
-def _verdict_cell(verdict: str, n: int) -> str:
-    return f"{verdict} (n={n})" if verdict else DASH
-
-
-def display_name(table: ReportTable, row: Any) -> str:
-    """A row's name as the tables show it: baselines are marked."""
-    return f"{row['variant']} (baseline)" if row.get("baseline") else str(row["variant"])
-
-
-def display_rows(table: ReportTable, pm: str = "±") -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells shared by the terminal, Markdown and LaTeX tables."""
-    test, metric, d = table.test_metric, table.metric, table.data
-    headers = ["variant", "params (hidden)", f"best {metric}", f"final {test}",
-               "95% CI", "vs best (Welch)", "trials c/p/f", "wall time", "tokens/s"]
-    if table.paper:
-        headers += [f"{table.paper['source']} {test}", "diff", f"vs {table.paper['source']}"]
-    if table.best_baseline:
-        headers.append(f"vs {table.best_baseline}")
-    cells = []
-    for _, r in d.iterrows():
-        params = f"{int(r['num_parameters']):,}" if _isnum(r["num_parameters"]) else DASH
-        if _isnum(r["hidden_size"]):
-            params += f" ({int(r['hidden_size'])})"
-        n = int(r[f"{test}_n"])
-        if n:
-            final = f"{r[f'{test}_mean']:.4f}"
-            final += f" {pm} {r[f'{test}_std']:.4f}" if n > 1 else ""
-            final += f" (n={n})"
-        else:
-            final = "failed" if r["final_failed"] or r["failed"] else DASH
-        ci = (f"[{r[f'{test}_ci95_low']:.4f}, {r[f'{test}_ci95_high']:.4f}]"
-              if n > 1 else DASH)
-        if r["variant"] == table.best:
-            vs_best = "best"
-        elif r["verdict_vs_best"]:
-            p = r["p_value"]
-            vs_best = f"{r['verdict_vs_best']} (p={'<0.001' if p < 1e-3 else f'{p:.3f}'})"
-        else:
-            vs_best = DASH
-        if r["baseline"]:
-            best = _num(r[f"best_{metric}"], 6) if r["complete"] else "failed"
-            trials = DASH
-        else:
-            best = _num(r[f"best_{metric}"], 6) if r["complete"] else "none completed"
-            trials = f"{r['complete']}/{r['pruned']}/{r['failed']}"
-        tok = f"{r['tokens_per_s']:,.0f}" if _isnum(r["tokens_per_s"]) else DASH
-        row = [display_name(table, r), params, best, final, ci, vs_best, trials,
-               _duration(r["wall_time_s"]), tok]
-        if table.paper:
-            diff = r["published_diff"]
-            row += [_num(r["published"]), f"{diff:+.4f}" if _isnum(diff) else DASH,
-                    _verdict_cell(r["verdict_vs_published"], n)]
-        if table.best_baseline:
-            row.append("reference" if r["variant"] == table.best_baseline
-                       else _verdict_cell(r["verdict_vs_baseline"], n))
-        cells.append(row)
-    return headers, cells
-
-
-def to_rich(table: ReportTable):
-    """A Rich table for the terminal."""
-    from rich.table import Table
-
-    headers, cells = display_rows(table)
-    out = Table(title=table.title, caption="\n".join(table.notes) or None,
-                caption_justify="left")
-    for i, h in enumerate(headers):
-        out.add_column(h, justify="left" if i == 0 else "right",
-                       style="bold" if i == 0 else None, no_wrap=i == 0)
-    for row, base in zip(cells, table.data["baseline"]):
-        out.add_row(*row, style="green" if row[0] == table.best else ("dim" if base else None))
-    return out
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def to_markdown(table: ReportTable) -> str:
-    """A GitHub-flavoured Markdown table (numbers right-aligned)."""
-    headers, cells = display_rows(table)
-    lines = ["| " + " | ".join(_md_escape(h) for h in headers) + " |",
-             "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"]
-    for row in cells:
-        name = f"**{row[0]}**" if row[0] == table.best else row[0]
-        lines.append("| " + " | ".join(_md_escape(c) for c in [name, *row[1:]]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(table: ReportTable) -> str:
-    """The raw numbers, one row per variant (empty cells for missing values)."""
-    return table.data.to_csv(index=False, float_format="%.6g")
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    """Escapes LaTeX's special characters (``_`` in variant and metric names above all)."""
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
-
-
-def to_latex(table: ReportTable) -> str:
-    """A ``booktabs`` table (``\\usepackage{booktabs}``), written without jinja2."""
-    headers, cells = display_rows(table, pm="PLUSMINUS")
-
-    def cell(text: str) -> str:
-        text = latex_escape(text).replace("PLUSMINUS", r"$\pm$")
-        return text.replace("<0.001", r"$<$0.001")
-
-    spec = "l" + "r" * (len(headers) - 1)
-    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{spec}}}",
-             r"\toprule", " & ".join(cell(h) for h in headers) + r" \\", r"\midrule"]
-    for row in cells:
-        parts = [cell(c) for c in row]
-        if row[0] == table.best:
-            parts[0] = rf"\textbf{{{parts[0]}}}"
-        lines.append(" & ".join(parts) + r" \\")
-    caption = latex_escape(table.title)
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}",
-              rf"\label{{tab:{table.study}}}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["ReportError", "ReportTable", "StudySource", "build_table", "display_name",
-           "display_rows", "latex_escape", "open_source", "parse_paper", "read_log", "to_csv",
-           "to_latex", "to_markdown", "to_rich"]
+__all__ = ["DASH", "ReportError", "ReportTable", "StudySource", "build_table", "display_name",
+           "display_rows", "latex_escape", "open_source", "parse_paper", "read_log",
+           "table_rows", "to_csv", "to_latex", "to_markdown", "to_rich"]

@@ -61,3 +61,15 @@ def test_a_failing_study_stops_the_sweep_before_writing(tmp_path, monkeypatch):
         sweep.main(["adding", "--T", "4", "--out", str(tmp_path / "out"),
                     f"logging.dir={tmp_path / 'runs'}", "model.cell_typo=1"])
     assert not (tmp_path / "out").exists()
+
+
+def test_the_plot_is_redrawn_from_the_csv_without_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = _load()
+    rows = sweep.read_rows(ROOT / "docs" / "long_range_adding.csv")
+    lstm50 = next(r for r in rows if (r["T"], r["variant"]) == (50, "lstm"))
+    assert lstm50["std"] > lstm50["mean"] > 0  # the bar that used to go below 0
+    assert sweep.main(["adding", "--from-csv", str(ROOT / "docs" / "long_range_adding.csv"),
+                       "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "long_range_adding.png").stat().st_size > 1000
+    assert not (tmp_path / "runs").exists()  # nothing trained

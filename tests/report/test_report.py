@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,41 +18,8 @@ from rnnbench.report import (
     to_latex,
     welch_pvalue,
 )
-from rnnbench.studies.ledger import StudyRun
-from rnnbench.studies.pool import preflight
-from rnnbench.studies.results import write_results
-from rnnbench.studies.spec import load_study
-from rnnbench.studies.worker import Worker
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "study" / "jsb_tiny.yaml"
-DIVERGE = ("study.overrides.rnn_relu={lr: {low: 1.0e4, high: 1.0e6, log: true}, "
-           "optimizer: [sgd]}")
-
-
-def _run_study(runs: Path, *overrides: str, study_file: Path = TINY) -> Path:
-    """Runs a shrunk jsb_tiny study in-process (the real runner) and writes its results."""
-    spec = load_study(study_file, [f"logging.dir={runs}", *overrides])
-    sizes = preflight(spec)
-    run = StudyRun.create(spec, f"sqlite:///{spec.output_dir}/study.db")
-    run.prepare()
-    Worker(run, output_dir=spec.output_dir, log=lambda _: None).loop()
-    write_results(run, spec.output_dir, sizes)
-    return spec.output_dir
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    """gru and lstm complete (2 seeds each); every rnn_relu trial diverges and fails."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("WANDB_MODE", "disabled")
-    runs = tmp_path_factory.mktemp("report") / "runs"
-    try:
-        return _run_study(runs, "study.name=cmp", "study.variants=[gru, lstm, rnn_relu]",
-                          "study.trials_per_variant=2", "study.seeds=2", "optim.clip=null",
-                          DIVERGE, "study.paper={source: chung2014, dataset: jsb_chorales}")
-    finally:
-        mp.undo()
+from tests.report.conftest import DIVERGE
+from tests.report.conftest import run_study as _run_study
 
 
 def _report(*args: str, capsys) -> tuple[int, str, str]:
@@ -107,9 +74,11 @@ def test_cli_writes_every_format_and_figure(study, tmp_path, capsys):
     assert rc == 0, err
     assert "vs best (Welch)" in stdout and "chung2014 test/nll" in stdout
     assert "0/0/2" in stdout and "none completed" in stdout  # rnn_relu's counts
+    assert "none completed yet" not in stdout and "unfinished" not in stdout  # all spent
     names = {p.name for p in out.iterdir()}
-    figures = {"learning_curves", "history", "importance", "metric_vs_params"}
-    assert names == {"report.md", "report.csv", "report.tex"} | \
+    # 2 trials per variant: no importance figure (it needs 8), the reason in the report
+    figures = {"learning_curves", "history", "metric_vs_params"}
+    assert names == {"report.md", "report.csv", "report.tex", "report.html"} | \
         {f"{f}.{x}" for f in figures for x in ("png", "svg")}
     for f in figures:
         assert (out / f"{f}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -118,6 +87,24 @@ def test_cli_writes_every_format_and_figure(study, tmp_path, capsys):
     assert (out / "report.md").stat().st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's 0600
     assert "| variant |" in md and "![Learning curves](learning_curves.png)" in md
     assert "| rnn_relu |" in md and "Chung, Gulcehre" in md
+    assert "gru: 2 complete search trial(s), no importance: it needs >= 8" in md
+    assert "docs/" not in md  # nothing that exists only in a checkout
+    # the winning hyper-parameters, in every format
+    results = json.loads((study / "results.json").read_text())
+    best = {r["variant"]: r["best"]["params"] for r in results["variants"] if r["best"]}
+    assert set(best) == {"gru", "lstm"}
+    tex = (out / "report.tex").read_text()
+    page = (out / "report.html").read_text()
+    for name, params in best.items():
+        shown = f"lr={params['lr']:.3g}, optimizer={params['optimizer']}"
+        row = next(line for line in stdout.splitlines() if line.lstrip("│ ").startswith(name))
+        assert shown in row, (shown, row)
+        assert shown in next(line for line in md.splitlines()
+                             if line.replace("**", "").startswith(f"| {name} |"))
+        assert shown in tex and shown in page
+    rows = {r["variant"]: r for r in csv.DictReader(open(out / "report.csv"))}
+    assert json.loads(rows["gru"]["best_params"]) == best["gru"]
+    assert rows["rnn_relu"]["best_params"] == ""
     header = (out / "report.csv").read_text().splitlines()[0].split(",")
     assert header[:2] == ["variant", "cell"] and "p_value" in header and "published" in header
 
@@ -150,8 +137,8 @@ def test_errors_are_one_paragraph_and_write_nothing(study, tmp_path, capsys, mon
     assert rc == 2 and "runs/nosuch does not exist" in err and "cmp" in err
     rc, _, err = _report("cmp", "--paper", "chung2014:mnist", capsys=capsys)
     assert rc == 2 and "chung2014:jsb_chorales" in err
-    rc, _, err = _report("cmp", "--format", "html", capsys=capsys)
-    assert rc == 2 and "unknown format(s) html" in err
+    rc, _, err = _report("cmp", "--format", "pdf", capsys=capsys)
+    assert rc == 2 and "unknown format(s) pdf" in err
     blocker = tmp_path / "file"
     blocker.write_text("")
     rc, _, err = _report("cmp", "--out", str(blocker / "report"), "--no-plots", capsys=capsys)
@@ -169,6 +156,16 @@ def test_study_without_a_complete_trial_shows_counts_and_fails(tmp_path, capsys)
         "1 failed" in err
     assert "rnn_relu" in stdout and "0/0/1" in stdout  # the counts still render
     assert not (folder / "report").exists()
+    # study run prints its own (launcher's) table only when the report printed none
+    from rnnbench.report.render import report_study
+    from rnnbench.report.tables import ReportError
+
+    with pytest.raises(ReportError) as err:
+        report_study(str(folder), plots=False)
+    assert err.value.table_shown
+    with pytest.raises(ReportError) as err:
+        report_study("nosuch", folder=folder.parent / "nosuch")
+    assert not err.value.table_shown
 
 
 def test_interval_and_tests():
