@@ -5,8 +5,10 @@ Usage:
         [section.key=value ...]
 
 For each cell, ``rnnbench fit``'s training (``rnnbench.train.run``, no validation, no test)
-runs twice, for the two step counts given; the difference of the wall times over the
-difference of the steps is the cost of one training step without start-up. Multiplied by the
+runs twice, for the two step counts given; the difference of the CPU times (this process,
+``time.process_time``) over the difference of the steps is the cost of one training step
+without start-up. CPU time, not wall time: on cores shared with other jobs it is what the
+step costs a core of its own (with one torch thread). Multiplied by the
 steps of an epoch (training batches), the epochs (``trainer.max_epochs``) and, for a study
 file, the runs per variant (``trials_per_variant + seeds``), it gives the estimated cost of
 the preset's training on this machine, one worker (validation and start-up not included).
@@ -26,9 +28,9 @@ def _timed(cfg: dict, steps: int) -> float:
     cfg = {**cfg, "trainer": {**cfg["trainer"], "max_epochs": 1, "limit_train_batches": steps,
                               "limit_val_batches": 0},
            "checkpoint": {**cfg.get("checkpoint", {}), "enabled": False}}
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     run(cfg, test=False)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def main() -> int:
@@ -37,6 +39,8 @@ def main() -> int:
     p.add_argument("overrides", nargs="*")
     p.add_argument("--cells", default=None)
     p.add_argument("--steps", default="5,25")
+    p.add_argument("--runs", type=int, default=None,
+                   help="runs per variant (default: trials_per_variant + seeds of a study)")
     args = p.parse_args()
     import yaml
 
@@ -45,8 +49,8 @@ def main() -> int:
 
     raw = yaml.safe_load(open(args.config))
     study = raw.get("study", {})
-    runs = (int(study.get("trials_per_variant", 1)) + int(study.get("seeds", 0))) if study \
-        else 1
+    runs = args.runs or ((int(study.get("trials_per_variant", 1)) + int(study.get("seeds", 0)))
+                         if study else 1)
     cfg = load_config(args.config, [o for o in args.overrides])
     cfg["logging"] = {**cfg.get("logging", {}), "progress_bar": False, "wandb": False,
                       "dir": "/tmp/epoch_cost"}
@@ -65,9 +69,9 @@ def main() -> int:
         epoch = step * per_epoch
         cost = epoch * epochs * runs
         total += cost
-        print(f"  {cell}: {step * 1e3:.1f} ms/step, {epoch:.0f} s/epoch, "
+        print(f"  {cell}: {step * 1e3:.1f} ms/step (CPU), {epoch:.0f} s/epoch, "
               f"{cost / 3600:.2f} h for {runs} runs x {epochs} epochs")
-    print(f"  all cells: {total / 3600:.2f} h of training on one worker "
+    print(f"  these cells: {total / 3600:.2f} h of training on one core "
           f"({math.ceil(total / 60)} min)")
     return 0
 
