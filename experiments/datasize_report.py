@@ -84,6 +84,7 @@ def main() -> int:
     ax.plot([r["train_pieces"] for r in base], [r["baseline"] for r in base], "k--",
             label="key frequency (no recurrence)")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks([r["train_pieces"] for r in base],
                   [f"{r['fraction']} ({r['train_pieces']})" for r in base])
     ax.set_xlabel("training pieces of JSB Chorales")
