@@ -172,7 +172,8 @@ def _omegaconf_type(hint: Any) -> Any:
 
 _DATA_RULES: dict[str, tuple[Rule, ...]] = {
     "batch_size": (positive,), "eval_batch_size": (positive,), "bptt": (positive,),
-    "limit_tokens": (positive,), "limit_pieces": (positive,), "T": (positive,),
+    "limit_tokens": (positive,), "limit_pieces": (positive,),
+    "limit_train_pieces": (positive,), "T": (positive,),
     "n": (positive,), "window": (positive,), "n_steps": (positive,),
 }
 

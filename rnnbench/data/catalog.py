@@ -154,12 +154,15 @@ def _music(name: str):
         root: str | None = None,
         sort_by_length: bool = False,
         limit_pieces: int | None = None,
+        limit_train_pieces: int | None = None,
     ) -> DataBundle:
         from rnnbench.data.datasets.music import load_music
         from rnnbench.data.sequence import SequenceDataModule, next_step_pairs
 
         data = load_music(name, root=root)
         splits = {k: next_step_pairs(v[: limit_pieces or None]) for k, v in data.items()}
+        if limit_train_pieces:  # data-size studies: the first N training pieces, full eval
+            splits["train"] = splits["train"][:limit_train_pieces]
         dm = SequenceDataModule(
             splits["train"], splits["valid"], splits["test"],
             batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
