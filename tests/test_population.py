@@ -60,6 +60,7 @@ def test_lstm_population_equals_solo_runs(tmp_path):
     _assert_equal_to_solo(cfgs, results, tmp_path, steps=50)
 
 
+@pytest.mark.slow
 def test_plugin_cell_population_runs_under_vmap_and_equals_solo(tmp_path):
     """A plugin cell (mgu) has no batched form: vmap over its own step, same losses."""
     cfgs = [_cfg(5, "adam", 0.01, 0.5, "model.cell=mgu", "trainer.max_epochs=1"),
@@ -70,6 +71,7 @@ def test_plugin_cell_population_runs_under_vmap_and_equals_solo(tmp_path):
     _assert_equal_to_solo(cfgs, results, tmp_path, steps=13)
 
 
+@pytest.mark.slow
 def test_diverged_member_is_dropped_and_a_pruned_one_stops(tmp_path):
     """A NaN member fails, a pruned one stops after its epoch, the others finish."""
     cfgs = [_cfg(1, "adam", 0.01, 0.5, "trainer.max_epochs=2"),

@@ -194,10 +194,12 @@ class PopulationBackbone(nn.Module):
         first = self.members[0]
         nd, steps = first.num_directions, x.size(2)
         k_, b_ = x.shape[:2]
-        mask = rev_index = None
+        mask = rev_index = bounds = None
         if lengths is not None:
             t = torch.arange(steps, device=x.device)  # (T,)
-            mask = (t < lengths[..., None]).to(x.dtype)  # (K, B, T)
+            mask = t < lengths[..., None]  # (K, B, T)
+            # One host sync per window (as the fused path's padded split has).
+            bounds = (int(lengths.min()), min(int(lengths.max()), steps))
             if nd == 2:
                 rev_index = reverse_index(lengths.reshape(-1), steps)  # (K * B, T)
         finals: list[list[torch.Tensor]] = [[] for _ in range(first.state_size)]
@@ -209,7 +211,7 @@ class PopulationBackbone(nn.Module):
                 w = stack_parameters([m.cells[k] for m in self.members])
                 seq = inp if d == 0 else _rev(inp, rev_index)  # (K, B, T, I or H * D)
                 s = tuple(s_[:, k] for s_ in state)  # each (K, B, H)
-                y, s = self._run_layer(w, seq, s, mask)  # (K, B, T, H)
+                y, s = self._run_layer(w, seq, s, mask, bounds)  # (K, B, T, H)
                 outs.append(y if d == 0 else _rev(y, rev_index))
                 for i, s_i in enumerate(s):
                     finals[i].append(s_i)
@@ -219,7 +221,8 @@ class PopulationBackbone(nn.Module):
         return inp, tuple(torch.stack(f, dim=1) for f in finals)  # each (K, L * D, B, H)
 
     def _run_layer(self, w: dict[str, torch.Tensor], seq: torch.Tensor, state: State,
-                   mask: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+                   mask: torch.Tensor | None, bounds: tuple[int, int] | None
+                   ) -> tuple[torch.Tensor, State]:
         k_, b_, steps, i_ = seq.shape
         w_ih, w_hh = w["weight_ih"].transpose(1, 2), w["weight_hh"].transpose(1, 2)  # (K, ., G)
         gates = w_hh.size(-1)
@@ -232,19 +235,24 @@ class PopulationBackbone(nn.Module):
             b_ih[:, None, :], flat, w_ih)
         gx = gx.view(k_, b_, steps, gates).permute(2, 0, 1, 3)  # (T, K, B, G)
         hb = None if b_hh is None else b_hh[:, None, :]  # (K, 1, G)
+        # Steps before the shortest row's end need no mask; steps after the longest row's
+        # end change nothing (every row is padding there): their outputs are zeros.
+        first, stop = bounds if bounds is not None else (steps, steps)
         outs = []
-        for t in range(steps):
+        for t in range(stop):
             h = state[0]  # (K, B, H)
             gh = torch.bmm(h, w_hh) if hb is None else torch.baddbmm(hb, h, w_hh)  # (K, B, G)
             new = self._step(gx[t], gh, state)
-            if mask is not None:
-                m = mask[:, :, t, None]  # (K, B, 1)
+            if t >= first:
+                m = mask[:, :, t, None]  # (K, B, 1) bool
                 # Padding steps keep the state: the final state is the one at the length.
-                new = tuple(m * n + (1 - m) * o for n, o in zip(new, state))
-                outs.append(new[0] * m)  # (K, B, H)
+                new = tuple(torch.where(m, n, o) for n, o in zip(new, state))
+                outs.append(new[0].masked_fill(~m, 0.0))  # (K, B, H)
             else:
                 outs.append(new[0])
             state = new
+        if stop < steps:
+            outs.extend([seq.new_zeros(k_, b_, state[0].size(-1))] * (steps - stop))
         return torch.stack(outs, dim=2), state  # (K, B, T, H)
 
 

@@ -54,14 +54,14 @@ def _reporter(trial: optuna.Trial, metric: str) -> Callable[[int, dict], str | N
     return report
 
 
-def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]]
-                   ) -> list[TrialOutcome]:
-    """Trains claimed search trials ``[(study, frozen)]`` of ``variant`` as one population."""
-    from rnnbench.population import Population, PopulationUnsupported
+def _members(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]]
+             ) -> tuple[list[dict[str, Any]], list[TrialOutcome]]:
+    """Each claimed trial's attributes, sampled values and run config (what a solo trial
+    sets before fitting); trials whose values make no valid config fail here."""
     from rnnbench.studies.worker import TrialOutcome
 
     run, spec = worker.run, worker.run.spec
-    members = []
+    members, failed = [], []
     for study, frozen in claims:
         tid = run.trial_id(study, frozen.number)
         for key, value in (("worker_host", HOST), ("worker_pid", os.getpid()),
@@ -71,12 +71,33 @@ def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, Fro
         study.sampler = make_sampler(spec, variant, frozen.number)
         trial = optuna.Trial(study, tid)
         seed = int(frozen.user_attrs.get("seed", spec.config.get("seed", 0) or 0))
-        values = spec.space_for(variant).suggest(trial)
-        cfg = trial_config(spec, variant, values, seed=seed, kind=SEARCH)
         run_dir = worker.output_dir / "trials" / variant.name / f"{frozen.number:04d}"
+        try:
+            values = spec.space_for(variant).suggest(trial)
+            cfg = trial_config(spec, variant, values, seed=seed, kind=SEARCH)
+        except Exception as err:  # noqa: BLE001 - recorded as the solo trial's error would be
+            out, at = TrialOutcome(variant.name, SEARCH, frozen.number, "FAIL"), {}
+            worker._on_error(err, out, at, run_dir)
+            worker._finish(study, tid, out, at)
+            failed.append(out)
+            continue
         run.storage.set_trial_user_attr(tid, "run_dir", str(run_dir))
         members.append(dict(study=study, frozen=frozen, tid=tid, trial=trial, seed=seed,
                             values=values, cfg=cfg, run_dir=run_dir, variant=variant))
+    return members, failed
+
+
+def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]]
+                   ) -> list[TrialOutcome]:
+    """Trains claimed search trials ``[(study, frozen)]`` of ``variant`` as one population."""
+    from rnnbench.population import Population, PopulationUnsupported
+    from rnnbench.studies.worker import TrialOutcome
+
+    run, spec = worker.run, worker.run.spec
+    members, failed = _members(worker, variant, claims)
+    if len(members) <= 1:
+        return failed + [worker.run_trial(variant, SEARCH, m["study"], m["frozen"])
+                         for m in members]
     numbers = ", ".join(f"#{m['frozen'].number}" for m in members)
     worker.log(f"start {variant.name} population of {len(members)}: trials {numbers}")
     outcomes = [TrialOutcome(variant.name, SEARCH, m["frozen"].number, "FAIL") for m in members]
@@ -90,15 +111,19 @@ def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, Fro
         except PopulationUnsupported as err:
             worker.log(f"{variant.name} trials {numbers} run one at a time: {err}")
             stack.close()
-            return [worker.run_trial(variant, SEARCH, m["study"], m["frozen"])
-                    for m in members]
-        _fit(worker, pop, members, outcomes, attrs)
+            return failed + [worker.run_trial(variant, SEARCH, m["study"], m["frozen"])
+                             for m in members]
+        except Exception as err:  # noqa: BLE001 - every member's outcome is recorded
+            for m, out, at in zip(members, outcomes, attrs):
+                worker._on_error(err, out, at, m["run_dir"])
+        else:
+            _fit(worker, pop, members, outcomes, attrs)
     for m, out, at in zip(members, outcomes, attrs):
         worker._finish(m["study"], m["tid"], out, at)
         worker.log(f"{out.state.lower()} {variant.name} trial #{out.number}" + (
             f": {spec.metric} = {out.value:.6g}" if out.value is not None else "")
             + (f" ({out.reason})" if out.reason else ""))
-    return outcomes
+    return failed + outcomes
 
 
 def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: list) -> None:
