@@ -233,7 +233,7 @@ class PopulationBackbone(nn.Module):
         # the two biases one shared gradient tensor, which in-place clipping scales twice.
         gx = torch.bmm(flat, w_ih) if b_ih is None else torch.baddbmm(  # (K, B * T, G)
             b_ih[:, None, :], flat, w_ih)
-        gx = gx.view(k_, b_, steps, gates).permute(2, 0, 1, 3)  # (T, K, B, G)
+        gx = gx.view(k_, b_, steps, gates).permute(2, 0, 1, 3).contiguous()  # (T, K, B, G)
         hb = None if b_hh is None else b_hh[:, None, :]  # (K, 1, G)
         # Steps before the shortest row's end need no mask; steps after the longest row's
         # end change nothing (every row is padding there): their outputs are zeros.
@@ -275,7 +275,7 @@ def _member_dropout(x: torch.Tensor, rates: list[float]) -> torch.Tensor:
 
 def _compiled(step):
     """``step`` under torch.compile, or eager (one log line) where compile fails."""
-    compiled = torch.compile(step, dynamic=False)
+    compiled = torch.compile(step)
     state = {"fn": compiled}
 
     def run(gx, gh, s):
