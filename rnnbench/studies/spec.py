@@ -20,7 +20,7 @@ from rnnbench.studies.space import SearchSpace, build_space, get_path
 STUDY_KEYS = (
     "name", "description", "variants", "trials_per_variant", "space", "overrides", "sampler",
     "pruner", "metric", "direction", "test_metric", "seeds", "storage", "retries",
-    "heartbeat_interval", "grace_period", "paper", "baselines",
+    "heartbeat_interval", "grace_period", "paper", "baselines", "population",
 )
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -79,6 +79,8 @@ class StudySpec:
         grace_period: Seconds without a heartbeat before a trial is declared lost.
         baselines: Models without recurrence scored beside the variants, ``[{"name",
             "options"}]`` (:func:`rnnbench.studies.baselines.parse_baselines`).
+        population: Search trials of one variant a worker trains together as one batched
+            model (:mod:`rnnbench.studies.population`); ``1``: one at a time; ``auto``: 8.
     """
 
     name: str
@@ -101,6 +103,7 @@ class StudySpec:
     source: str | None = None
     paper: dict[str, str] | None = None
     baselines: list[dict[str, Any]] = field(default_factory=list)
+    population: int | str = 1
 
     def __post_init__(self) -> None:
         self._spaces: dict[str, SearchSpace] = {}
@@ -159,6 +162,7 @@ class StudySpec:
             "source": self.source,
             "paper": dict(self.paper) if self.paper else None,
             "baselines": copy.deepcopy(self.baselines),
+            "population": self.population,
         }
 
     @classmethod
@@ -188,6 +192,7 @@ class StudySpec:
             source=data.get("source"),
             paper=data.get("paper"),
             baselines=copy.deepcopy(data.get("baselines") or []),
+            population=data.get("population", 1),
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -483,6 +488,7 @@ def parse_study(
         source=source,
         paper=_parse_paper(raw.get("paper")),
         baselines=_parse_baselines(raw.get("baselines"), names),
+        population=_parse_population(raw.get("population", 1)),
     )
     if spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError("study.grace_period must be longer than study.heartbeat_interval")
@@ -507,6 +513,16 @@ def parse_study(
     make_sampler(spec, variants[0], 0)  # unknown sampler/pruner options fail here, not later
     make_pruner(spec)
     return spec
+
+
+def _parse_population(raw: Any) -> int | str:
+    """``study.population``: a positive count of trials trained as one model, or ``auto``."""
+    if raw == "auto":
+        return "auto"
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ConfigError(f"study.population must be a positive integer (trials of one variant "
+                          f"trained together as one batched model) or 'auto', got {raw!r}")
+    return raw
 
 
 __all__ = ["DIRECTIONS", "PRUNERS", "SAMPLERS", "STUDY_KEYS", "StudySpec", "Variant",

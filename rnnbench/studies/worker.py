@@ -32,6 +32,7 @@ from rnnbench.studies.ledger import (
     retryable,
     stored_spec,
 )
+from rnnbench.studies.population import population_size, run_population
 from rnnbench.studies.retry import Patience, patience_of
 from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
@@ -127,6 +128,12 @@ class Worker:
                         self.log(f"lost trial failed and re-queued: {line}")
                     last_sweep = time.monotonic()
                 claim = self.claim()
+                if claim is not None and claim[1] == SEARCH and population_size(run.spec) > 1:
+                    self.outcomes.extend(self._run_population(claim))
+                    patience.ok()
+                    if max_trials and len(self.outcomes) >= max_trials:
+                        break
+                    continue
                 if claim is not None:
                     self.outcomes.append(self.run_trial(*claim))
                     patience.ok()
@@ -181,6 +188,20 @@ class Worker:
             except UpdateFinishedTrialError:
                 continue
         return None
+
+    def _run_population(self, claim) -> list[TrialOutcome]:
+        """Claims up to ``study.population - 1`` more search trials of the claimed trial's
+        variant and trains them together (:mod:`rnnbench.studies.population`)."""
+        variant, _, study, frozen = claim
+        claims = [(study, frozen)]
+        while len(claims) < population_size(self.run.spec):
+            more = self._claim_in(variant, SEARCH)
+            if more is None:
+                break
+            claims.append((more[2], more[3]))
+        if len(claims) == 1:
+            return [self.run_trial(*claim)]
+        return run_population(self, variant, claims)
 
     # ------------------------------------------------------------------ one trial
     def run_trial(self, variant: Variant, kind: str, study: optuna.Study,

@@ -1,0 +1,93 @@
+"""Trials per hour of a population of K against K sequential solo trials (CPU, one thread).
+
+Usage:
+    OMP_NUM_THREADS=1 python experiments/population_bench.py                  # K = 1 4 8 32 128
+    OMP_NUM_THREADS=1 python experiments/population_bench.py --cells lstm --ks 8 32 --compile
+    OMP_NUM_THREADS=1 python experiments/population_bench.py --quick          # a smoke run
+
+The shapes are the JSB main job's (configs/experiment/chung2014_jsb.yaml: JSB Chorales,
+batch 4, about 20K parameters: LSTM 34 units, GRU 41, tanh 78). Every trial trains
+``--steps`` batches (its own seed and learning rate, so its own data order unless
+``--shared-order``), then scores one validation batch. Solo trials run one after another
+through the same loop on the fused path (torch.nn's kernels, a population of one on the
+``loop`` path); the population runs all K at once on its batched path. Each side is timed
+side by side in one process; with ``--max-solo`` below K, the solo time is the mean of that
+many trials times K (said in the table). Building the members (data, sizing) is timed
+apart and left out of both columns, as it is the same work either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from rnnbench.config import load_config
+from rnnbench.population import Population
+
+CONFIG = "configs/experiment/chung2014_jsb.yaml"
+
+
+def member_configs(cell: str, k: int, steps: int, offset: int = 0) -> list[dict]:
+    """K JSB main-job configs of one cell: seeds and learning rates differ."""
+    lrs = (0.003, 0.006, 0.01, 0.002)
+    return [load_config(CONFIG, [
+        f"model.cell={cell}", f"seed={offset + i}", f"optim.lr={lrs[i % len(lrs)]}",
+        "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}",
+        "trainer.limit_val_batches=1", "data.eval_batch_size=16",
+        "checkpoint.enabled=false", "logging.wandb=false"]) for i in range(k)]
+
+
+def timed_fit(cfgs: list[dict], **kw) -> tuple[float, Population]:
+    """Seconds of ``Population(cfgs).fit()`` (building excluded)."""
+    pop = Population(cfgs, **kw)
+    t0 = time.perf_counter()
+    pop.fit()
+    return time.perf_counter() - t0, pop
+
+
+def bench(cell: str, k: int, steps: int, max_solo: int, compile_step: bool,
+          shared_order: bool) -> dict:
+    """One row: population of ``k`` against ``k`` solo trials."""
+    cfgs = member_configs(cell, k, steps)
+    pop_s, pop = timed_fit(cfgs, compile_step=compile_step, shared_order=shared_order)
+    n_solo = min(k, max_solo)
+    solo_s = sum(timed_fit([c], path="loop")[0] for c in cfgs[:n_solo]) * k / n_solo
+    return {"cell": cell, "K": k, "path": pop._pop[1].path, "pop_s": pop_s,
+            "solo_s": solo_s, "solo_measured": n_solo,
+            "pop_trials_h": 3600 * k / pop_s, "solo_trials_h": 3600 * k / solo_s,
+            "ratio": solo_s / pop_s}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", nargs="+", default=["lstm", "gru", "rnn_tanh"])
+    parser.add_argument("--ks", nargs="+", type=int, default=[1, 4, 8, 32, 128])
+    parser.add_argument("--steps", type=int, default=20, help="training batches per trial")
+    parser.add_argument("--max-solo", type=int, default=8,
+                        help="solo trials actually run per row (the rest extrapolated)")
+    parser.add_argument("--compile", action="store_true",
+                        help="fuse the population's gate step with torch.compile")
+    parser.add_argument("--shared-order", action="store_true",
+                        help="every member reads the first member's batches")
+    parser.add_argument("--quick", action="store_true", help="K = 1, 2; 3 steps; lstm")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.quick:
+        args.cells, args.ks, args.steps, args.max_solo = ["lstm"], [1, 2], 3, 2
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.steps} "
+          f"steps a trial, compile={args.compile}, shared_order={args.shared_order}")
+    print("| cell | K | path | population s | solo s (measured) | population trials/h "
+          "| solo trials/h | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for cell in args.cells:
+        for k in args.ks:
+            r = bench(cell, k, args.steps, args.max_solo, args.compile, args.shared_order)
+            print(f"| {r['cell']} | {r['K']} | {r['path']} | {r['pop_s']:.2f} | "
+                  f"{r['solo_s']:.2f} ({r['solo_measured']}) | {r['pop_trials_h']:.0f} | "
+                  f"{r['solo_trials_h']:.0f} | {r['ratio']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,434 @@
+"""Populations: K runs of one variant trained in lockstep as one batched model, each its own.
+
+Each member is built exactly as a solo run builds it (:func:`rnnbench.train.build` with its
+own config and seed), so it starts from the same weights, reads its own data order (or the
+first member's, with ``shared_order``), and keeps its own optimiser, hyper-parameters,
+clipping, scheduler, metrics and best state. Only the forward and backward passes are
+shared: :class:`~rnnbench.backbones.population.PopulationBackbone` runs the time loop once
+for all members, and the task head and loss run under ``torch.func.vmap``. Every member's
+per-step loss equals its solo run's (tests/test_population.py). A member whose loss turns
+NaN/inf is dropped (the others go on); a member its callback prunes stops costing compute.
+
+Shapes: K members, B rows, T steps, I features, H units.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from rnnbench.backbones.population import PopulationBackbone, same_shapes, stack_parameters
+from rnnbench.data.batch import Batch, as_batch
+
+_log = logging.getLogger(__name__)
+# What a member's per-epoch callback sees and returns: (epoch (1-based), metrics) -> None to
+# go on, or the reason to stop it (pruned).
+EpochCallback = Callable[[int, dict[str, float]], "str | None"]
+
+
+class PopulationUnsupported(ValueError):
+    """These configs cannot train as one population (run them solo); the message says why."""
+
+
+@dataclass
+class MemberResult:
+    """How one member ended: ``state`` COMPLETE, PRUNED or FAIL (``fail_kind`` says why)."""
+
+    index: int
+    state: str = "COMPLETE"
+    reason: str = ""
+    fail_kind: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: dict[int, float] = field(default_factory=dict)  # epoch -> monitored metric
+    best_epoch: int | None = None
+    best_value: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    losses: list[float] = field(default_factory=list)  # per training step (record_losses)
+    num_parameters: int = 0
+    hidden_size: int = 0
+    wall_time_s: float = 0.0
+
+
+class _Member:
+    """One member's module, data, optimiser and bookkeeping (plain object, no autograd)."""
+
+    def __init__(self, index: int, cfg: dict[str, Any], module: Any, datamodule: Any,
+                 callback: EpochCallback | None) -> None:
+        from rnnbench.optim import build_optimizer, build_scheduler
+
+        hp = module.hparams
+        self.index, self.cfg, self.module, self.dm, self.callback = (
+            index, cfg, module, datamodule, callback)
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.opt = build_optimizer(hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
+                                   weight_decay=hp.weight_decay)
+        self.sched = build_scheduler(self.opt, hp.scheduler, mode=module.task.mode,
+                                     max_epochs=cfg["trainer"].get("max_epochs"))
+        self.result = MemberResult(index, num_parameters=module.num_parameters(),
+                                   hidden_size=int(hp.hidden_size))
+        self.active = True
+
+
+class _Head(nn.Module):
+    """Task head + loss of one member, as one module ``functional_call`` can batch."""
+
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, y, targets, mask, lengths):
+        out = self.task(y, mask, lengths)  # task outputs (logits / predictions)
+        loss, count = self.task.loss(out, targets, mask)  # (), ()
+        return out, loss, torch.as_tensor(count, dtype=loss.dtype, device=loss.device)
+
+
+class _Encode(nn.Module):
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, inputs):
+        return self.task.encode(inputs)  # (B, T, I)
+
+
+class Population:
+    """K members of one variant trained in lockstep (see the module docstring).
+
+    Args:
+        cfgs: One composed run config per member (same data set, cell and shapes; seeds,
+            optimisers, learning rates, weight decay, clip and dropout may differ).
+        callbacks: Per member, ``None`` or ``f(epoch, metrics) -> None | reason``, called
+            after each validation; a returned reason prunes that member.
+        shared_order: Every member reads the first member's batches (one data order).
+        path: The backbone path (``auto``, ``batched``, ``vmap``, ``loop``).
+        compile_step: Fuse the batched path's gate step with ``torch.compile``.
+        keep_best: Keep each member's state dict at its best validation epoch.
+        record_losses: Keep every member's per-step training loss (tests, benchmarks).
+        device: Where to train (default: CUDA when the configs ask for a GPU, else CPU).
+    """
+
+    def __init__(self, cfgs: Sequence[dict[str, Any]], *,
+                 callbacks: Sequence[EpochCallback | None] | None = None,
+                 shared_order: bool = False, path: str = "auto", compile_step: bool = False,
+                 keep_best: bool = False, record_losses: bool = False,
+                 device: str | torch.device | None = None) -> None:
+        from rnnbench.train import build
+
+        if not cfgs:
+            raise PopulationUnsupported("a population needs at least one member config")
+        callbacks = list(callbacks or [None] * len(cfgs))
+        self.members: list[_Member] = []
+        for k, cfg in enumerate(cfgs):
+            module, dm, _ = build(cfg)  # seeds exactly as a solo run does
+            self.members.append(_Member(k, cfg, module, dm, callbacks[k]))
+        self._check(cfgs)
+        self.device = torch.device(device) if device is not None else _device(cfgs[0])
+        for m in self.members:
+            m.module.to(self.device)
+        self.shared_order, self.path, self.compile_step = shared_order, path, compile_step
+        self.keep_best, self.record_losses = keep_best, record_losses
+        self.task = self.members[0].module.task
+        self.monitor = self.members[0].module.monitor
+        self.mode = self.task.mode
+        self._head_vmap = self._encode_vmap = True
+
+    def _check(self, cfgs: Sequence[dict[str, Any]]) -> None:
+        modules = [m.module for m in self.members]
+        why = same_shapes(modules)
+        if why is not None:
+            raise PopulationUnsupported(f"members must share one shape: {why}")
+        first = modules[0]
+        if first.hparams.tbptt and not first.task.streaming:
+            raise PopulationUnsupported("windowed sequences (model.tbptt) train solo")
+        for m in modules[1:]:
+            if (m.hparams.task, m.hparams.cell, m.hparams.loss_reduction) != (
+                    first.hparams.task, first.hparams.cell, first.hparams.loss_reduction):
+                raise PopulationUnsupported("members must share task, cell and loss_reduction")
+        for cfg in cfgs:
+            extra = set(cfg["trainer"]) - {"max_epochs", "accelerator", "devices",
+                                            "log_every_n_steps", "limit_train_batches",
+                                            "limit_val_batches", "enable_model_summary"}
+            if extra:
+                raise PopulationUnsupported(
+                    f"trainer option(s) {sorted(extra)} are not supported in populations")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self) -> list[MemberResult]:
+        """Trains every member for ``trainer.max_epochs`` (or until it is dropped)."""
+        t0 = time.perf_counter()
+        trainer = self.members[0].cfg["trainer"]
+        max_epochs = int(trainer.get("max_epochs") or 1)
+        for m in self.members:
+            m.dm.setup("fit")
+            m.train_loader = m.dm.train_dataloader()
+            m.val_loader = m.dm.val_dataloader()
+            m.module.train()
+        for epoch in range(1, max_epochs + 1):
+            if not self._active():
+                break
+            self._train_epoch(trainer.get("limit_train_batches"))
+            metrics = self.evaluate("val", trainer.get("limit_val_batches"))
+            for m in self._active():
+                self._end_epoch(m, epoch, metrics.get(m.index, {}))
+        wall = time.perf_counter() - t0
+        for m in self.members:
+            m.result.wall_time_s = wall
+            if m.active and m.result.best_value is None and m.result.state == "COMPLETE":
+                m.result.state, m.result.fail_kind = "FAIL", "error"
+                m.result.reason = f"{self.monitor} was never logged as a finite number"
+        return [m.result for m in self.members]
+
+    def _active(self) -> list[_Member]:
+        return [m for m in self.members if m.active]
+
+    def _backbone(self, members: list[_Member]) -> PopulationBackbone:
+        key = tuple(m.index for m in members)
+        cached = getattr(self, "_pop", None)
+        if cached is None or cached[0] != key:
+            pop = PopulationBackbone([m.module.backbone for m in members], path=self.path,
+                                     compile_step=self.compile_step)
+            self._pop = (key, pop)
+        return self._pop[1]
+
+    def _batches(self, members: list[_Member], loaders: dict[int, Any]) -> list[Batch] | None:
+        try:
+            if self.shared_order:
+                shared = as_batch(next(loaders[members[0].index]))
+                return [shared] * len(members)
+            return [as_batch(next(loaders[m.index])) for m in members]
+        except StopIteration:
+            return None
+
+    def _train_epoch(self, limit: int | float | None) -> None:
+        members = self._active()
+        lead = members[0]
+        loaders = {m.index: iter(m.train_loader)
+                   for m in (members[:1] if self.shared_order else members)}
+        if self.shared_order:
+            loaders = {m.index: loaders[lead.index] for m in members}
+        n_batches = _limit(limit, len(lead.train_loader))
+        state = None  # carried (streaming) state, each (K, L * D, B, H)
+        for _ in range(n_batches):
+            members = self._active()
+            if not members:
+                return
+            batches = self._batches(members, loaders)
+            if batches is None:
+                return
+            state = self._train_step(members, batches, state)
+
+    def _train_step(self, members: list[_Member], batches: list[Batch], state):
+        inputs, targets, mask = _collate(batches, self.device)
+        if any(b.reset is not None for b in batches):
+            raise PopulationUnsupported("document-boundary resets are not supported")
+        out, loss, count, state = self._forward(members, inputs, targets, mask, state)
+        for m in members:
+            m.opt.zero_grad(set_to_none=True)
+        total = loss
+        if self.task.streaming and members[0].module.hparams.loss_reduction == "sum_time":
+            total = loss * targets.shape[2]  # sum over the window's steps, mean over rows
+        finite = torch.isfinite(loss.detach()).tolist()  # one host sync, as solo on CPU
+        total.sum().backward()
+        values = loss.detach().tolist()
+        for k, m in enumerate(members):
+            if not finite[k]:
+                self._drop(m, "FAIL", "nonfinite", (
+                    f"training loss became {values[k]} (cell {m.module.hparams.cell}, lr "
+                    f"{m.module.hparams.lr}); lower the learning rate, clip gradients or use "
+                    "a gated cell"))
+                continue
+            if self.record_losses:
+                m.result.losses.append(values[k])
+            params = [p for p in m.params if p.grad is not None]
+            clip = m.module.hparams.clip
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, float(clip))
+            m.opt.step()
+        if state is None or not self.task.streaming:
+            return None
+        keep = [k for k, m in enumerate(members) if m.active]
+        return tuple(s.detach()[keep] for s in state)  # each (K', L * D, B, H)
+
+    def _forward(self, members: list[_Member], inputs, targets, mask, state):
+        """``(out, loss (K,), count (K,), state)`` of one batch for the active members."""
+        pop = self._backbone(members)
+        pop.train(members[0].module.training)
+        x = self._encode(members, inputs)  # (K, B, T, I)
+        lengths = None if mask is None else mask.sum(-1)  # (K, B)
+        y, state = pop(x, state, lengths=lengths)  # (K, B, T, H * D)
+        out, loss, count = self._head(members, y, targets, mask, lengths)
+        return out, loss, count, state
+
+    def _encode(self, members: list[_Member], inputs: torch.Tensor) -> torch.Tensor:
+        tasks = [m.module.task for m in members]
+        if not self._encode_vmap or not any(True for _ in tasks[0].parameters()):
+            # No weights (music, forecasting frames): nothing to batch.
+            return torch.stack([t.encode(inputs[k]) for k, t in enumerate(tasks)])
+        params = stack_parameters([_Encode(t) for t in tasks])
+        template = _Encode(tasks[0])
+        try:
+            return vmap(lambda p, i: functional_call(template, p, (i,)),
+                        randomness="different")(params, inputs)
+        except Exception as err:  # noqa: BLE001 - fall back to one member at a time
+            self._encode_vmap = False
+            _log.warning("population encoder runs one member at a time: vmap failed (%s)",
+                         err)
+            return torch.stack([t.encode(inputs[k]) for k, t in enumerate(tasks)])
+
+    def _head(self, members: list[_Member], y, targets, mask, lengths):
+        heads = [_Head(m.module.task) for m in members]
+        if self._head_vmap:
+            params = stack_parameters(heads)
+            dims = (0, 0, 0, None if mask is None else 0, None if lengths is None else 0)
+            try:
+                return vmap(lambda p, *a: functional_call(heads[0], p, a),
+                            in_dims=dims, randomness="different")(
+                    params, y, targets, mask, lengths)
+            except Exception as err:  # noqa: BLE001 - fall back to one member at a time
+                self._head_vmap = False
+                _log.warning("population task head runs one member at a time: vmap failed "
+                             "(%s)", err)
+        outs = [h(y[k], targets[k], None if mask is None else mask[k],
+                  None if lengths is None else lengths[k]) for k, h in enumerate(heads)]
+        return tuple(torch.stack(o) for o in zip(*outs))
+
+    def _drop(self, m: _Member, state: str, kind: str, reason: str) -> None:
+        m.active = False
+        m.result.state, m.result.fail_kind, m.result.reason = state, kind, reason
+        for p in m.params:
+            p.grad = None
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, stage: str = "val", limit: int | float | None = None
+                 ) -> dict[int, dict[str, float]]:
+        """Every active member's ``stage/...`` metrics (member index -> metrics)."""
+        members = self._active()
+        if not members or not getattr(members[0], f"{stage}_loader", None):
+            return {}
+        for m in members:
+            m.module.eval()
+        loaders = {m.index: iter(getattr(m, f"{stage}_loader")) for m in members}
+        if self.shared_order:
+            loaders = {m.index: loaders[members[0].index] for m in members}
+        state = None
+        n_batches = _limit(limit, len(getattr(members[0], f"{stage}_loader")))
+        for _ in range(n_batches):
+            batches = self._batches(members, loaders)
+            if batches is None:
+                break
+            inputs, targets, mask = _collate(batches, self.device)
+            out, loss, count, state = self._forward(members, inputs, targets, mask, state)
+            state = state if self.task.streaming else None
+            for k, m in enumerate(members):
+                m.module._loss_means[stage + "_"].update(loss[k], count[k])
+                m.module.task.update_metrics(stage, out[k], targets[k],
+                                             None if mask is None else mask[k], {})
+        metrics = {}
+        for m in members:
+            meter, task = m.module._loss_means[stage + "_"], m.module.task
+            if meter.update_count:
+                values = {**task.summarize(meter.compute()), **task.compute_metrics(stage)}
+                metrics[m.index] = {f"{stage}/{k}": float(v) for k, v in values.items()}
+            meter.reset()
+            task.reset_metrics(stage)
+            m.module.train()
+        return metrics
+
+    def _end_epoch(self, m: _Member, epoch: int, metrics: dict[str, float]) -> None:
+        """Scheduler, best state and the member's callback after one epoch."""
+        res = m.result
+        res.metrics.update(metrics)
+        value = metrics.get(self.monitor)
+        if value is not None:
+            if not math.isfinite(value):
+                self._drop(m, "FAIL", "nonfinite", f"{self.monitor} became {value} at epoch "
+                           f"{epoch}")
+                return
+            res.history[epoch] = value
+            sign = 1.0 if self.mode == "min" else -1.0
+            if res.best_value is None or sign * value < sign * res.best_value:
+                res.best_value, res.best_epoch = value, epoch
+                if self.keep_best:
+                    res.best_state = {k: v.detach().cpu().clone()
+                                      for k, v in m.module.state_dict().items()}
+        if m.sched is not None:
+            if isinstance(m.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if value is not None:
+                    m.sched.step(value)
+            else:
+                m.sched.step()
+        if m.callback is None:
+            return
+        try:
+            reason = m.callback(epoch, dict(res.metrics))
+        except Exception as err:  # noqa: BLE001 - one member's trouble stops that member only
+            self._drop(m, "FAIL", "error", f"{type(err).__name__}: {err}")
+            return
+        if reason:
+            self._drop(m, "PRUNED", "", str(reason))
+
+
+def _limit(limit: int | float | None, n: int) -> int:
+    """Lightning's ``limit_*_batches``: an int is a count, a float a fraction."""
+    if limit is None:
+        return n
+    if isinstance(limit, float) and limit <= 1.0:
+        return int(n * limit)
+    return min(int(limit), n)
+
+
+def _device(cfg: dict[str, Any]) -> torch.device:
+    accel = str(cfg["trainer"].get("accelerator", "auto"))
+    if accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _collate(batches: list[Batch], device: torch.device):
+    """K batches -> ``(inputs, targets, mask)`` stacked ``(K, B, T, ...)``, padded alike.
+
+    Batches of different sizes (another data order per member) are padded to the largest
+    rows and steps; padding is masked out of the loss, so each member's loss is its own.
+    """
+    rows = max(b.inputs.shape[0] for b in batches)
+    steps = max(b.inputs.shape[1] for b in batches)
+    ragged = any(b.inputs.shape[:2] != (rows, steps) for b in batches)
+    if not ragged:
+        masks = [b.mask for b in batches]
+        mask = None if masks[0] is None else torch.stack(masks)  # (K, B, T)
+        return (torch.stack([b.inputs for b in batches]).to(device),
+                torch.stack([b.targets for b in batches]).to(device),
+                None if mask is None else mask.to(device))
+    ins, tgs, mks = [], [], []
+    for b in batches:
+        r, t = b.inputs.shape[:2]
+        m = b.mask if b.mask is not None else torch.ones(r, t, dtype=torch.bool)
+        ins.append(_pad(b.inputs, rows, steps))
+        per_step = b.targets.dim() > 1 and b.targets.shape[1] == t
+        tgs.append(_pad(b.targets, rows, steps if per_step else None))
+        mks.append(_pad(m, rows, steps))
+    return (torch.stack(ins).to(device), torch.stack(tgs).to(device),
+            torch.stack(mks).to(device))
+
+
+def _pad(x: torch.Tensor, rows: int, steps: int | None) -> torch.Tensor:
+    """Zero-pads ``(B, T, ...)`` to ``(rows, steps, ...)`` (``(B, ...)`` to ``(rows, ...)``)."""
+    if steps is None:
+        out = x.new_zeros((rows, *x.shape[1:]))
+        out[: x.shape[0]] = x
+        return out
+    out = x.new_zeros((rows, steps, *x.shape[2:]))
+    out[: x.shape[0], : x.shape[1]] = x
+    return out
+
+
+__all__ = ["EpochCallback", "MemberResult", "Population", "PopulationUnsupported"]

@@ -1,0 +1,200 @@
+"""A worker trains K claimed search trials of one variant as one population (study.population).
+
+Each member is an ordinary Optuna trial: its values come from the study's sampler, its
+intermediate values are reported after every epoch and the pruner is asked about it alone
+(a pruned member stops costing compute), and its outcome and user attributes are the ones a
+solo trial records (same keys, same states). Configs that cannot share one model (other
+shapes, windowed sequences, unsupported trainer options) run solo, said in one log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from rnnbench.studies.ledger import ERROR, HOST, NONFINITE, Heartbeat, proc_start
+from rnnbench.studies.pruning import MissingMetricError
+from rnnbench.studies.samplers import make_sampler
+from rnnbench.studies.spec import StudySpec, Variant
+from rnnbench.studies.trials import SEARCH, trial_config
+from rnnbench.tracking import finish, run_attrs
+
+if TYPE_CHECKING:
+    from rnnbench.studies.worker import TrialOutcome, Worker
+
+AUTO_SIZE = 8  # study.population: auto (no memory-based sizing yet)
+
+
+def population_size(spec: StudySpec) -> int:
+    """How many search trials of one variant a worker trains together."""
+    return AUTO_SIZE if spec.population == "auto" else int(spec.population)
+
+
+def _reporter(trial: optuna.Trial, metric: str) -> Callable[[int, dict], str | None]:
+    """A member's epoch callback: report ``metric``, return why the pruner stops it."""
+
+    def report(epoch: int, metrics: dict[str, float]) -> str | None:
+        value = metrics.get(metric)
+        if value is None:
+            logged = sorted(k for k in metrics if k.startswith("val/"))
+            raise MissingMetricError(f"the study metric {metric} was not logged; this task "
+                                     f"logs {', '.join(logged) or 'no validation metric'}")
+        trial.report(float(value), epoch)
+        if trial.should_prune():
+            return f"pruned after epoch {epoch} with {metric} = {value:.6g}"
+        return None
+
+    return report
+
+
+def _members(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]]
+             ) -> tuple[list[dict[str, Any]], list[TrialOutcome]]:
+    """Each claimed trial's attributes, sampled values and run config (what a solo trial
+    sets before fitting); trials whose values make no valid config fail here."""
+    from rnnbench.studies.worker import TrialOutcome
+
+    run, spec = worker.run, worker.run.spec
+    members, failed = [], []
+    for study, frozen in claims:
+        tid = run.trial_id(study, frozen.number)
+        for key, value in (("worker_host", HOST), ("worker_pid", os.getpid()),
+                           ("worker_start", proc_start(os.getpid())),
+                           ("worker_id", worker.worker_id)):
+            run.storage.set_trial_user_attr(tid, key, value)
+        study.sampler = make_sampler(spec, variant, frozen.number)
+        trial = optuna.Trial(study, tid)
+        seed = int(frozen.user_attrs.get("seed", spec.config.get("seed", 0) or 0))
+        run_dir = worker.output_dir / "trials" / variant.name / f"{frozen.number:04d}"
+        try:
+            values = spec.space_for(variant).suggest(trial)
+            cfg = trial_config(spec, variant, values, seed=seed, kind=SEARCH)
+        except Exception as err:  # noqa: BLE001 - recorded as the solo trial's error would be
+            out, at = TrialOutcome(variant.name, SEARCH, frozen.number, "FAIL"), {}
+            worker._on_error(err, out, at, run_dir)
+            worker._finish(study, tid, out, at)
+            failed.append(out)
+            continue
+        run.storage.set_trial_user_attr(tid, "run_dir", str(run_dir))
+        members.append(dict(study=study, frozen=frozen, tid=tid, trial=trial, seed=seed,
+                            values=values, cfg=cfg, run_dir=run_dir, variant=variant))
+    return members, failed
+
+
+def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]]
+                   ) -> list[TrialOutcome]:
+    """Trains claimed search trials ``[(study, frozen)]`` of ``variant`` as one population."""
+    from rnnbench.population import Population, PopulationUnsupported
+    from rnnbench.studies.worker import TrialOutcome
+
+    run, spec = worker.run, worker.run.spec
+    members, failed = _members(worker, variant, claims)
+    if len(members) <= 1:
+        return failed + [worker.run_trial(variant, SEARCH, m["study"], m["frozen"])
+                         for m in members]
+    numbers = ", ".join(f"#{m['frozen'].number}" for m in members)
+    worker.log(f"start {variant.name} population of {len(members)}: trials {numbers}")
+    outcomes = [TrialOutcome(variant.name, SEARCH, m["frozen"].number, "FAIL") for m in members]
+    attrs: list[dict[str, Any]] = [{} for _ in members]
+    with contextlib.ExitStack() as stack:
+        for m in members:
+            stack.enter_context(Heartbeat(run, m["tid"]))
+        try:
+            pop = Population([m["cfg"] for m in members],
+                             callbacks=[_reporter(m["trial"], spec.metric) for m in members])
+        except PopulationUnsupported as err:
+            worker.log(f"{variant.name} trials {numbers} run one at a time: {err}")
+            stack.close()
+            return failed + [worker.run_trial(variant, SEARCH, m["study"], m["frozen"])
+                             for m in members]
+        except Exception as err:  # noqa: BLE001 - every member's outcome is recorded
+            for m, out, at in zip(members, outcomes, attrs):
+                worker._on_error(err, out, at, m["run_dir"])
+        else:
+            _fit(worker, pop, members, outcomes, attrs)
+    for m, out, at in zip(members, outcomes, attrs):
+        worker._finish(m["study"], m["tid"], out, at)
+        worker.log(f"{out.state.lower()} {variant.name} trial #{out.number}" + (
+            f": {spec.metric} = {out.value:.6g}" if out.value is not None else "")
+            + (f" ({out.reason})" if out.reason else ""))
+    return failed + outcomes
+
+
+def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: list) -> None:
+    """Fits the population and turns each member's result into its outcome and attributes."""
+    from rnnbench.config import save_config
+
+    spec = worker.run.spec
+    for m in members:
+        Path(m["run_dir"]).mkdir(parents=True, exist_ok=True)
+        save_config(m["cfg"], m["run_dir"])
+        for key, value in (("num_parameters", pop.members[0].result.num_parameters),
+                           ("hidden_size", pop.members[0].result.hidden_size)):
+            worker.run.storage.set_trial_user_attr(m["tid"], key, value)
+    worker._in_trial = True
+    try:
+        if worker.stop.is_set():
+            raise KeyboardInterrupt
+        results = pop.fit()
+    except BaseException as err:  # noqa: BLE001 - every member's outcome is recorded
+        for m, out, at in zip(members, outcomes, attrs):
+            worker._on_error(err, out, at, m["run_dir"])
+        return
+    finally:
+        worker._in_trial = False
+    for m, res, out, at in zip(members, results, outcomes, attrs):
+        at.update(_wandb(worker, m, res))
+        if res.state == "PRUNED":
+            out.state, out.reason = "PRUNED", res.reason
+            at["prune_reason"] = res.reason
+            continue
+        if res.state == "FAIL":
+            out.reason = res.reason
+            at.update(fail_kind=NONFINITE if res.fail_kind == "nonfinite" else ERROR,
+                      fail_reason=res.reason[:2000])
+            continue
+        _score(spec.metric, res, out, at)
+
+
+def _score(metric: str, res: Any, out: Any, attrs: dict[str, Any]) -> None:
+    """The attributes :meth:`Worker._score` records for a solo trial, from a member."""
+    metrics = {k: v for k, v in res.metrics.items()
+               if k.startswith(("val/", "test/")) and math.isfinite(v)}
+    value = res.best_value
+    if value is not None and metric in metrics:
+        metrics[f"{metric}_last"] = metrics[metric]
+        metrics[metric] = float(value)
+    attrs.update(metrics=metrics, wall_time_s=round(res.wall_time_s, 3),
+                 num_parameters=res.num_parameters, hidden_size=res.hidden_size,
+                 best_epoch=res.best_epoch)
+    if value is None or not math.isfinite(value):
+        out.reason = f"{metric} was never logged as a finite number"
+        attrs.update(fail_kind=ERROR, fail_reason=out.reason)
+    else:
+        out.state, out.value = "COMPLETE", float(value)
+
+
+def _wandb(worker: Worker, member: dict, res: Any) -> dict[str, Any]:
+    """The member's own W&B run, written after the population's fit (one run at a time)."""
+    m = member
+    logger = worker._wandb_logger(m["cfg"], m["variant"], SEARCH, m["frozen"].number,
+                                  m["seed"], m["values"])
+    if logger is None:
+        return {}
+    try:
+        for epoch, value in sorted(res.history.items()):
+            logger.log_metrics({worker.run.spec.metric: value, "epoch": epoch}, step=epoch)
+        if res.metrics:
+            logger.log_metrics(dict(res.metrics))
+        return run_attrs(logger)
+    finally:
+        finish()
+
+
+__all__ = ["AUTO_SIZE", "population_size", "run_population"]

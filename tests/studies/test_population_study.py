@@ -1,0 +1,72 @@
+"""study.population: a worker trains search trials of one variant as one population, and the
+storage cannot tell them from solo trials."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from rnnbench.config import ConfigError
+from rnnbench.studies.ledger import StudyRun
+from rnnbench.studies.pool import preflight
+from rnnbench.studies.trials import SEARCH
+from rnnbench.studies.worker import Worker
+
+GOOD, BEST = {"lr": 0.003, "optimizer": "adam"}, {"lr": 0.03, "optimizer": "adam"}
+# trial -> fixed values: a first population (0-2) completes; in the second one trial 3
+# diverges (NaN), trial 4 barely moves and is pruned against the completed trials' median,
+# and trial 5 repeats the best config (better than the median: it completes). Members of
+# one population are pruned against trials completed before it (a median pruner sees no
+# completed member mid-fit), so the configs are chosen such that a solo run of the same
+# trials prunes the same ones.
+FIXED = [GOOD, GOOD, BEST, {"lr": 1.0e38, "optimizer": "sgd"},
+         {"lr": 1.0e-8, "optimizer": "sgd"}, BEST]
+
+
+def _study(tiny, tmp_path, population: str):
+    spec = tiny("study.variants=[lstm]", "study.trials_per_variant=6", "study.seeds=0",
+                f"study.population={population}", "optim.clip=null",
+                "study.space.lr={low: 1.0e-8, high: 1.0e38, log: true}",
+                "study.space.optimizer=[adam, sgd]",
+                "study.pruner={name: median, n_startup_trials: 0}")
+    preflight(spec)  # sets the metric from the task, as `study run` does
+    run = StudyRun.create(spec, f"sqlite:///{tmp_path}/study{population}.db")
+    run.prepare()
+    study = run.study(spec.variants[0], SEARCH)
+    for t, values in zip(run.trials(spec.variants[0], SEARCH), FIXED):
+        run.storage.set_trial_system_attr(run.trial_id(study, t.number), "fixed_params",
+                                          values)
+    lines: list[str] = []
+    Worker(run, output_dir=spec.output_dir, log=lines.append).loop()
+    return run, spec, lines
+
+
+def test_population_trials_match_solo_trials_in_the_storage(tiny, tmp_path):
+    run, spec, lines = _study(tiny, tmp_path, "3")
+    assert any("population of 3: trials #0, #1, #2" in line for line in lines)
+    assert any("population of 3: trials #3, #4, #5" in line for line in lines)
+    trials = run.trials(spec.variants[0], SEARCH)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3 + [
+        TrialState.FAIL, TrialState.PRUNED, TrialState.COMPLETE]
+    assert trials[3].user_attrs["fail_kind"] == "nonfinite"
+    assert "pruned after epoch 1" in trials[4].user_attrs["prune_reason"]
+    assert list(trials[4].intermediate_values) == [1]  # stopped after its first epoch
+    assert list(trials[5].intermediate_values) == [1, 2]
+    assert trials[5].value == pytest.approx(trials[2].value, rel=1e-5)  # same config
+    # The same run solo: the same states and the same attribute keys, state by state.
+    solo, _, _ = _study(tiny, tmp_path, "1")
+    solo_trials = solo.trials(spec.variants[0], SEARCH)
+    assert [t.state for t in solo_trials] == [t.state for t in trials]
+    for pop_t, solo_t in zip(trials, solo_trials):
+        assert set(pop_t.user_attrs) == set(solo_t.user_attrs)
+        assert set(pop_t.user_attrs.get("metrics", {})) == \
+            set(solo_t.user_attrs.get("metrics", {}))
+        if solo_t.state == TrialState.COMPLETE:
+            assert pop_t.value == pytest.approx(solo_t.value, rel=1e-5)
+
+
+def test_population_must_be_a_positive_count_or_auto(tiny):
+    assert tiny("study.population=auto").population == "auto"
+    with pytest.raises(ConfigError, match="study.population must be a positive integer"):
+        tiny("study.population=0")
+
