@@ -11,7 +11,7 @@ from rnnbench.cli.base import CLIError, IntermixedParser
 
 def build_parser() -> argparse.ArgumentParser:
     from rnnbench import __version__
-    from rnnbench.cli import bench, cells, fit, report, study
+    from rnnbench.cli import bench, cells, evaluate, export, fit, generate, report, study
 
     parser = argparse.ArgumentParser(
         prog="rnnbench",
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     sub.required = True
-    for module in (cells, fit, study, report, bench):
+    for module in (cells, fit, study, report, bench, evaluate, generate, export):
         module.add_parser(sub)
     return parser
 
