@@ -1,8 +1,9 @@
 """Using trained models: ``rnnbench evaluate``, ``generate`` and ``export`` (rnnbench.inference).
 
-Two tiny models are trained once for the module by the real ``rnnbench fit`` (a character LM
-on PTB, a GRU on a few JSB Chorales pieces); the commands run in subprocesses where their
-behaviour as commands is tested, the library in-process where values are compared.
+Two tiny models are trained once for the module by ``rnnbench fit`` (a character LM on PTB,
+a GRU on a few JSB Chorales pieces). The commands run through the console script's entry
+point in this process; two run as real subprocesses (text generation, a refused
+checkpoint), and every mistake does under ``-m slow``, to hold what a shell sees.
 """
 
 from __future__ import annotations
@@ -124,13 +125,13 @@ def test_evaluate_reproduces_the_test_metric_fit_logged(runs):
 
 def test_evaluate_command_prints_the_metrics_table(runs, tmp_path):
     # The runs/NAME folder above version_0 names its newest version.
-    out = _cli("evaluate", runs.jsb.parent, "--split", "val", "--device", "cpu",
-               "trainer.limit_val_batches=2", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    row = next(line for line in out.stdout.splitlines() if "val/nll" in line)
+    code, stdout, stderr = _main(["evaluate", str(runs.jsb.parent), "--split", "val",
+                                  "--device", "cpu", "trainer.limit_val_batches=2"], tmp_path)
+    assert code == 0, stderr
+    row = next(line for line in stdout.splitlines() if "val/nll" in line)
     shown = float(row.replace("│", " ").split()[-1])
     assert shown == pytest.approx(_logged(runs.jsb, "val/nll"), abs=1e-4)
-    assert "best.ckpt" in out.stdout and "val split" in out.stdout
+    assert "best.ckpt" in stdout and "val split" in stdout
 
 
 def test_evaluate_refuses_a_missing_split(runs, tmp_path):
@@ -207,9 +208,9 @@ def test_word_vocabulary_comes_back_from_a_compact_vocab_config():
 
 
 def test_generate_music_writes_a_png_and_a_midi_file(runs, tmp_path):
-    out = _cli("generate", runs.jsb, "--length", 24, "--seed", 5, "--out", "roll.png",
-               cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, stderr = _main(["generate", str(runs.jsb), "--length", "24", "--seed", "5",
+                             "--out", "roll.png"], tmp_path)
+    assert code == 0, stderr
     png = tmp_path / "roll.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image
