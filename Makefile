@@ -7,7 +7,7 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= dev,postgres,dashboard
+EXTRAS ?= dev,postgres,dashboard,onnx,midi
 WORKERS ?= 2
 PYTEST_ARGS ?=
 QUICK ?=

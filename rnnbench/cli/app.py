@@ -16,7 +16,7 @@ STARTED = time.perf_counter()
 
 def build_parser() -> argparse.ArgumentParser:
     from rnnbench import __version__
-    from rnnbench.cli import bench, cells, diagnose, fit, report, study
+    from rnnbench.cli import bench, cells, diagnose, evaluate, export, fit, generate, report, study
 
     parser = argparse.ArgumentParser(
         prog="rnnbench",
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     sub.required = True
-    for module in (cells, fit, study, report, bench, diagnose):
+    for module in (cells, fit, study, report, bench, evaluate, generate, export, diagnose):
         module.add_parser(sub)
     return parser
 
