@@ -1,4 +1,5 @@
-"""The ``rnnbench`` command: one module per subcommand (cells, fit, study, report, bench).
+"""The ``rnnbench`` command: one module per subcommand (cells, fit, study, report, bench,
+evaluate, generate, export, diagnose).
 
 Importing this package (and ``rnnbench --help``) imports no torch: each subcommand imports
 what it needs when it runs.
