@@ -48,6 +48,10 @@ class GraphedStepPolicy:
             return "turned off (cuda_graphs: false)"
         if not self.task.streaming:
             return f"task {self.task.name!r} is not a streaming (TBPTT) task"
+        if float(getattr(self.hparams, "weight_noise", 0.0) or 0.0) > 0.0:
+            # A captured graph replays fixed kernels: fresh noise per step and the restore
+            # before the update would need their own capture; the eager step does both.
+            return "weight_noise > 0 (the noisy forward/backward runs eagerly)"
         if mode == "emulate":
             return None
         reason = cuda_graphs_available(self.device)

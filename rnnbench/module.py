@@ -19,6 +19,7 @@ from rnnbench.data.batch import Batch, as_batch
 from rnnbench.graph_policy import GraphedStepPolicy
 from rnnbench.graphs import StepGraph
 from rnnbench.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+from rnnbench.regularizers import WeightNoise
 from rnnbench.tasks import Task, build_task
 
 _log = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
             ``recurrent: orthogonal`` (each gate block of the recurrent matrices),
             ``forget_bias: b`` (LSTM forget-gate bias, Jozefowicz et al. 2015).
         tbptt: Window length for sequence tasks (``None``: full BPTT).
+        weight_noise: Standard deviation of Gaussian noise added to every trainable weight
+            for each update's forward and backward and removed before the optimiser step
+            (Graves 2011; Chung et al. 2014 use 0.075); 0, the default: off. Evaluation
+            always sees the clean weights (:class:`rnnbench.regularizers.WeightNoise`).
         check_finite_every: Check the loss for NaN/inf every this many steps (0: never;
             ``None``, the default: every step on CPU; on CUDA a device-side flag is read
             on logging steps only, so training never waits for the GPU in between).
@@ -114,6 +119,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         init: dict[str, Any] | None = None,
         tbptt: int | None = None,
+        weight_noise: float = 0.0,
         check_finite_every: int | None = None,
         cuda_graphs: bool | str = "auto",
     ) -> None:
@@ -131,6 +137,9 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
             )
         if tbptt is not None and int(tbptt) <= 0:
             raise ValueError(f"tbptt must be a positive integer or null, got {tbptt!r}")
+        if isinstance(weight_noise, bool) or not float(weight_noise) >= 0.0 or not math.isfinite(
+                float(weight_noise)):
+            raise ValueError(f"weight_noise must be a finite number >= 0, got {weight_noise!r}")
         if cuda_graphs not in CUDA_GRAPHS:
             raise ValueError(
                 f"cuda_graphs must be one of 'auto', true, false, 'emulate'; got {cuda_graphs!r}"
@@ -173,6 +182,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         self._said: set[str] = set()
         self._plain: bool | None = None
         self._params: list[nn.Parameter] | None = None
+        self._noise = WeightNoise(float(weight_noise))
 
     # ------------------------------------------------------------------ setup
     def _apply_init(self, init: dict[str, Any]) -> None:
@@ -301,6 +311,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         graph = self._graph_for(batch)
         if graph is not None:
             return self._training_step_graphed(graph, batch, batch_idx)
+        self._noise.perturb(self._trainable())
         loss, count, out, targets, mask, extras = self._step(batch, batch_idx, "train")
         self._optimize(loss, steps=targets.shape[1] if self.task.streaming else None)
         self._after_train_step(loss, count, out, targets, mask, extras)
@@ -326,6 +337,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
                 break
             seg_len = None if lengths is None else (lengths - t0).clamp(0, k)
             seg_reset = None if reset is None else reset[:, t0 : t0 + k]  # (B, k)
+            self._noise.perturb(self._trainable())  # fresh noise for each window's update
             y, state = self.backbone(
                 self.task.encode(inputs[:, t0 : t0 + k]), state, lengths=seg_len, reset=seg_reset
             )
@@ -372,7 +384,11 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
     def _optimize(self, loss: torch.Tensor, steps: int | None = None) -> None:
         opt = self.optimizers()
         plain = self._plain_loop()
-        self._check_finite(loss)
+        try:
+            self._check_finite(loss)
+        except NonFiniteLossError:
+            self._noise.restore()  # the run stops here: leave the clean weights behind
+            raise
         opt.optimizer.zero_grad(set_to_none=True)
         if self.hparams.loss_reduction == "sum_time" and steps:
             loss = loss * steps  # sum over the window's steps, mean over rows
@@ -380,10 +396,10 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
             loss.backward()
         else:
             self.manual_backward(loss)
+        # The gradient was taken at the noisy point; the update applies to the clean weights.
+        self._noise.restore()
         clip = self.hparams.clip
-        if self._params is None:
-            self._params = [p for p in self.parameters() if p.requires_grad]
-        params = [p for p in self._params if p.grad is not None]
+        params = [p for p in self._trainable() if p.grad is not None]
         if clip:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, float(clip))
         else:
@@ -407,6 +423,11 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
                 g["lr"] = lr
         if self._log_step():
             self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)
+
+    def _trainable(self) -> list[nn.Parameter]:
+        if self._params is None:
+            self._params = [p for p in self.parameters() if p.requires_grad]
+        return self._params
 
     def _bptt_lr_scale(self, steps: int | None) -> float:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -494,6 +515,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: Batch, batch_idx: int, stage: str) -> None:
+        self._noise.restore()  # evaluation sees the clean weights (a no-op after a step)
         loss, count, out, targets, mask, extras = self._step(batch, batch_idx, stage)
         self._loss_means[stage + "_"].update(loss.detach(), count)
         self.task.update_metrics(stage, out, targets, mask, extras)
@@ -530,6 +552,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         rt = self._rt
         checkpoint["rnnbench"] = {
             "train_state": None if state is None else [s.detach().cpu() for s in state],
+            "weight_noise": self._noise.state_dict(),
             "epoch_sums": {
                 "loss_sum": None if rt.loss_sum is None else rt.loss_sum.detach().cpu(),
                 "units_sum": (rt.units_sum.detach().cpu() if torch.is_tensor(rt.units_sum)
@@ -541,6 +564,8 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("rnnbench", {}).get("train_state")
         self._states["train"] = None if saved is None else tuple(saved)
+        if checkpoint.get("rnnbench", {}).get("weight_noise") is not None:
+            self._noise.load_state_dict(checkpoint["rnnbench"]["weight_noise"])
         sums = checkpoint.get("rnnbench", {}).get("epoch_sums")
         if sums is not None:
             self._rt.loss_sum, self._rt.units_sum = sums["loss_sum"], sums["units_sum"]

@@ -72,6 +72,9 @@ class ModelConfig:
     init: dict[str, Any] | None = _f(
         None, doc="uniform, fan_in_normal, embedding_std, recurrent, forget_bias")
     tbptt: int | None = _f(None, positive, doc="window length inside long sequences")
+    weight_noise: float = _f(0.0, non_negative, finite,
+                             doc="std of Gaussian noise on the weights during each update "
+                             "(removed before the step; 0: off)")
     padding: str = _f("mask", one_of("mask", "pack"),
                       doc="padded batches: fused kernel unpacked (mask) or packed (pack)")
     param_budget: int | None = _f(

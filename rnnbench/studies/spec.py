@@ -16,6 +16,7 @@ from typing import Any
 from rnnbench.config import ConfigError, load_config, resolve_config_path
 from rnnbench.studies.samplers import make_pruner, make_sampler
 from rnnbench.studies.space import SearchSpace, build_space, get_path
+from rnnbench.studies.variant_sizes import sizes_as_overrides, split_variant_sizes
 
 STUDY_KEYS = (
     "name", "description", "variants", "trials_per_variant", "space", "overrides", "sampler",
@@ -393,7 +394,8 @@ def parse_study(
     cfg = copy.deepcopy(cfg)
     cfg.setdefault("logging", {})
     model = cfg.get("model", {})
-    variants = parse_variants(raw.get("variants"), model)
+    raw_variants, sizes = split_variant_sizes(raw.get("variants"))
+    variants = parse_variants(raw_variants, model)
     trials = raw.get("trials_per_variant", 10)
     _positive_int(trials, "study.trials_per_variant")
     space = raw.get("space")
@@ -421,6 +423,7 @@ def parse_study(
                 f"study.overrides names unknown cell or variant {key!r}; the variants are "
                 f"{', '.join(sorted(names))} (cells: {', '.join(sorted(cells))})"
             )
+    over = sizes_as_overrides(sizes, over, variants, model, space)  # per-variant hidden sizes
     sampler = _named_options(raw.get("sampler"), "sampler", SAMPLERS, "tpe")
     sampler.setdefault("seed", int(cfg.get("seed", 0) or 0))
     pruner = _named_options(raw.get("pruner"), "pruner", PRUNERS, "median")
