@@ -1,0 +1,199 @@
+"""The HAI comparison on the synthetic plant: four recurrent shapes and two baselines, by TaPR.
+
+usage: python experiments/hai_comparison.py [--plants 0,1,2] [--seeds 1,2,3,4,5]
+       [--out docs/hai_comparison] [--quick] [section.key=value ...]
+
+For every plant (``data.process_seed``) and run seed, trains bi-GRU x3 (the HAI competition
+baseline's shape), bi-LSTM x3, GRU x3 and a 1-layer GRU with
+``configs/experiment/hai_anomaly.yaml`` (cut down by ``SMALL`` so the whole grid fits in
+about half an hour of one core: 24,000 steps, hidden 32, window 40, at most 5 epochs, early stopping on
+``val/mse`` with patience 2, tested with the best-validation checkpoint), and scores
+persistence and AR(p) (order chosen on validation MSE) on each plant; the plant does not
+depend on the run seed, so a baseline is scored once per plant. Every model's threshold is
+the one that maximises TaPR F1 on the validation quarter (the anomaly task's rule).
+
+Writes ``OUT.csv`` (one row per run, appended as runs finish, so an interrupted run resumes
+where it stopped) and ``OUT.log``; then ``OUT.md`` (means, 95% intervals and verdicts
+against the best baseline) and ``OUT.png`` (test TaPR F1 per plant) from the CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET = ROOT / "configs" / "experiment" / "hai_anomaly.yaml"
+VARIANTS = {  # name: model overrides
+    "bigru3": ["model.cell=gru", "model.num_layers=3", "model.bidirectional=true"],
+    "bilstm3": ["model.cell=lstm", "model.num_layers=3", "model.bidirectional=true"],
+    "gru3": ["model.cell=gru", "model.num_layers=3", "model.bidirectional=false"],
+    "gru1": ["model.cell=gru", "model.num_layers=1", "model.bidirectional=false"],
+}
+SMALL = ["model.hidden_size=32", "data.window=40", "data.n_steps=24000", "trainer.max_epochs=5",
+         "optim.lr=0.002",
+         "logging.progress_bar=false", "checkpoint.enabled=true"]
+QUICK = ["data.n_steps=6000", "data.n_attacks=8", "data.window=20", "model.hidden_size=8",
+         "trainer.max_epochs=1"]
+METRICS = ("test/tapr_f1", "test/tap", "test/tar", "test/f1_pa", "test/f1", "test/mse",
+           "val/tapr_f1", "val/mse", "test/threshold")
+FIELDS = ["plant", "seed", "variant", "params", "epochs", "wall_s", *METRICS]
+
+
+def _done(path: Path) -> set[tuple[str, str, str]]:
+    if not path.exists():
+        return set()
+    with path.open() as fh:
+        return {(r["plant"], r["seed"], r["variant"]) for r in csv.DictReader(fh)}
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _train(plant: int, seed: int, variant: str, extra: list[str], run_root: Path) -> dict:
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from rnnbench.config import load_config
+    from rnnbench.train import run
+
+    overrides = [*SMALL, *VARIANTS[variant], f"data.process_seed={plant}", f"seed={seed}",
+                 f"logging.dir={run_root}", f"name=p{plant}_{variant}_s{seed}", *extra]
+    cfg = load_config(PRESET, overrides)
+    cfg.pop("study", None)
+    stop = EarlyStopping(monitor="val/mse", mode="min", patience=2)
+    result = run(cfg, callbacks=[stop])
+    return {"params": result.num_parameters, "wall_s": round(result.wall_time_s, 1),
+            "epochs": stop.stopped_epoch or cfg["trainer"]["max_epochs"], **result.metrics}
+
+
+def _baseline(plant: int, name: str, extra: list[str]) -> dict:
+    from rnnbench.config import load_config
+    from rnnbench.studies.baselines import evaluate_baseline
+
+    cfg = load_config(PRESET, [*SMALL, f"data.process_seed={plant}", *extra])
+    cfg.pop("study", None)
+    row = evaluate_baseline({"name": name, "options": {}}, cfg, seed=1, metric="val/mse",
+                            direction="minimize")
+    label = f"{name}({row['options']['order']})" if row["options"] else name
+    return {"params": row["num_parameters"], "wall_s": row["duration_s"], "epochs": 0,
+            "variant_label": label, **row["metrics"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--plants", default="0,1,2")
+    parser.add_argument("--seeds", default="1,2,3,4,5")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "hai_comparison"))
+    parser.add_argument("--runs", default="runs/hai_comparison")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    extra = [*(QUICK if args.quick else []), *args.overrides]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table, log = out.with_suffix(".csv"), out.with_suffix(".log")
+    done = _done(table)
+    plants = [int(p) for p in args.plants.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    t0 = time.perf_counter()
+
+    def note(text: str) -> None:
+        line = f"[{time.perf_counter() - t0:7.0f} s] {text}"
+        print(line, flush=True)
+        with log.open("a") as fh:
+            fh.write(line + "\n")
+
+    note(f"start: plants {plants}, seeds {seeds}, overrides {extra}")
+    jobs = [(p, 0, b) for p in plants for b in ("persistence", "ar")]
+    # Seeds outermost: a run cut short still has every plant and variant for its first seeds.
+    jobs += [(p, s, v) for s in seeds for p in plants for v in VARIANTS]
+    for plant, seed, variant in jobs:
+        if (str(plant), str(seed), variant) in done:
+            continue
+        t = time.perf_counter()
+        if seed == 0:
+            metrics = _baseline(plant, variant, extra)
+        else:
+            metrics = _train(plant, seed, variant, extra, Path(args.runs))
+        row = {"plant": plant, "seed": seed, "variant": variant,
+               **{k: metrics.get(k, "") for k in FIELDS[3:]}}
+        _append(table, row)
+        note(f"plant {plant} seed {seed} {metrics.get('variant_label', variant)}: "
+             f"test TaPR F1 {metrics['test/tapr_f1']:.3f}, F1-PA {metrics['test/f1_pa']:.3f}, "
+             f"val TaPR F1 {metrics['val/tapr_f1']:.3f}, epochs {metrics['epochs']}, "
+             f"{time.perf_counter() - t:.0f} s")
+    note(f"done in {time.perf_counter() - t0:.0f} s")
+    summarise(table, out)
+    return 0
+
+
+def summarise(table: Path, out: Path) -> None:
+    """Writes OUT.md (per variant: mean test TaPR F1, 95% interval, verdict against the
+    best baseline) and OUT.png from the CSV."""
+    import numpy as np
+    from scipy import stats
+
+    with table.open() as fh:
+        rows = list(csv.DictReader(fh))
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+
+    def values(variant: str, key: str = "test/tapr_f1") -> np.ndarray:
+        return np.array([float(r[key]) for r in by[variant]])
+
+    baselines = [b for b in ("persistence", "ar") if b in by]
+    best = max(baselines, key=lambda b: values(b).mean()) if baselines else None
+    lines = ["| model | n | test TaPR F1 mean ± std | 95% interval | test TaP | test TaR | "
+             "test F1-PA | test point F1 | val TaPR F1 | verdict vs " + str(best) + " |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for variant in by:
+        v = values(variant)
+        n = len(v)
+        half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+        lo, hi = v.mean() - half, v.mean() + half
+        verdict = ""
+        if best and variant not in baselines:
+            ref = values(best).mean()
+            verdict = "beats" if lo > ref else "falls short" if hi < ref else "matches"
+        cells = [f"{values(variant, k).mean():.3f}" for k in
+                 ("test/tap", "test/tar", "test/f1_pa", "test/f1", "val/tapr_f1")]
+        lines.append(f"| {variant} | {n} | {v.mean():.3f} ± {v.std(ddof=1) if n > 1 else 0:.3f}"
+                     f" | [{lo:.3f}, {hi:.3f}] | " + " | ".join(cells) + f" | {verdict} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    plants = sorted({r["plant"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for k, variant in enumerate(by):
+        for j, plant in enumerate(plants):
+            v = [float(r["test/tapr_f1"]) for r in by[variant] if r["plant"] == plant]
+            ax.scatter([k + (j - 1) * 0.15] * len(v), v, s=14, label=f"plant {plant}"
+                       if k == 0 else None, color=f"C{j}")
+    ax.set_xticks(range(len(by)), list(by))
+    ax.set_ylabel("test TaPR F1")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
