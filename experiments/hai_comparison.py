@@ -6,8 +6,9 @@ usage: python experiments/hai_comparison.py [--plants 0,1,2] [--seeds 1,2,3,4,5]
 For every plant (``data.process_seed``) and run seed, trains bi-GRU x3 (the HAI competition
 baseline's shape), bi-LSTM x3, GRU x3 and a 1-layer GRU with
 ``configs/experiment/hai_anomaly.yaml`` (cut down by ``SMALL`` so the whole grid fits in
-about half an hour of one core: 24,000 steps, hidden 32, window 40, at most 5 epochs, early stopping on
-``val/mse`` with patience 2, tested with the best-validation checkpoint), and scores
+about an hour of one shared core: 24,000 steps, hidden 32, window 40, at most 5 epochs,
+early stopping on ``val/mse`` with patience 2, tested with the best-validation checkpoint),
+and scores
 persistence and AR(p) (order chosen on validation MSE) on each plant; the plant does not
 depend on the run seed, so a baseline is scored once per plant. Every model's threshold is
 the one that maximises TaPR F1 on the validation quarter (the anomaly task's rule).
