@@ -139,41 +139,72 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def summarise(table: Path, out: Path) -> None:
-    """Writes OUT.md (per variant: mean test TaPR F1, 95% interval, verdict against the
-    best baseline) and OUT.png from the CSV."""
+def _interval(v) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t interval."""
     import numpy as np
     from scipy import stats
+
+    v = np.asarray(v, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()), math.nan
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1)
+                                  / math.sqrt(len(v)))
+
+
+def summarise(table: Path, out: Path) -> str:
+    """Writes OUT.md and OUT.png from the CSV; returns the markdown.
+
+    Per model: mean test TaPR F1 over every (plant, seed) run with its 95% interval, and the
+    verdict against the best baseline (the one with the higher mean test TaPR F1 over the
+    plants): the difference from that baseline on the same plant, run by run, with its 95%
+    interval; ``beats`` when the interval lies above 0, ``falls short`` below, ``matches``
+    otherwise. Then the mean test TaPR F1 per plant.
+    """
+    import numpy as np
 
     with table.open() as fh:
         rows = list(csv.DictReader(fh))
     by: dict[str, list[dict]] = {}
     for r in rows:
         by.setdefault(r["variant"], []).append(r)
-
-    def values(variant: str, key: str = "test/tapr_f1") -> np.ndarray:
-        return np.array([float(r[key]) for r in by[variant]])
-
     baselines = [b for b in ("persistence", "ar") if b in by]
-    best = max(baselines, key=lambda b: values(b).mean()) if baselines else None
-    lines = ["| model | n | test TaPR F1 mean ± std | 95% interval | test TaP | test TaR | "
-             "test F1-PA | test point F1 | val TaPR F1 | verdict vs " + str(best) + " |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for variant in by:
-        v = values(variant)
-        n = len(v)
-        half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
-        lo, hi = v.mean() - half, v.mean() + half
-        verdict = ""
-        if best and variant not in baselines:
-            ref = values(best).mean()
-            verdict = "beats" if lo > ref else "falls short" if hi < ref else "matches"
-        cells = [f"{values(variant, k).mean():.3f}" for k in
+    plants = sorted({r["plant"] for r in rows})
+
+    def mean(variant: str, key: str, plant: str | None = None) -> float:
+        v = [float(r[key]) for r in by[variant] if plant is None or r["plant"] == plant]
+        return float(np.mean(v)) if v else math.nan
+
+    best = max(baselines, key=lambda b: mean(b, "test/tapr_f1")) if baselines else None
+    ref = {p: mean(best, "test/tapr_f1", p) for p in plants} if best else {}
+    lines = [f"| model | runs | test TaPR F1 (95% interval) | TaP | TaR | F1-PA | point F1 | "
+             f"val TaPR F1 | test MSE | minus {best} (95% interval) | verdict |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for variant, runs in by.items():
+        m, h = _interval([float(r["test/tapr_f1"]) for r in runs])
+        cells = [f"{mean(variant, k):.3f}" for k in
                  ("test/tap", "test/tar", "test/f1_pa", "test/f1", "val/tapr_f1")]
-        lines.append(f"| {variant} | {n} | {v.mean():.3f} ± {v.std(ddof=1) if n > 1 else 0:.3f}"
-                     f" | [{lo:.3f}, {hi:.3f}] | " + " | ".join(cells) + f" | {verdict} |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        cells.append(f"{mean(variant, 'test/mse'):.2e}")
+        diff, verdict = "", ""
+        if best and variant not in baselines:
+            d, dh = _interval([float(r["test/tapr_f1"]) - ref[r["plant"]] for r in runs])
+            diff = f"{d:+.3f} [{d - dh:+.3f}, {d + dh:+.3f}]"
+            verdict = "beats" if d - dh > 0 else "falls short" if d + dh < 0 else "matches"
+        shown = f"{m:.3f}" + (f" [{m - h:.3f}, {m + h:.3f}]" if not math.isnan(h) else "")
+        lines.append(f"| {variant} | {len(runs)} | {shown} | " + " | ".join(cells)
+                     + f" | {diff} | {verdict} |")
+    lines += ["", "| model | " + " | ".join(f"plant {p}" for p in plants) + " |",
+              "|---|" + "---:|" * len(plants)]
+    for variant in by:
+        lines.append(f"| {variant} | " + " | ".join(
+            f"{mean(variant, 'test/tapr_f1', p):.3f}".replace("nan", "") for p in plants) + " |")
+    text = "\n".join(lines) + "\n"
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    _plot(by, plants, out.with_suffix(".png"))
+    return text
+
+
+def _plot(by: dict, plants: list[str], path: Path) -> None:
     try:
         import matplotlib
 
@@ -181,19 +212,18 @@ def summarise(table: Path, out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    plants = sorted({r["plant"] for r in rows})
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for k, variant in enumerate(by):
         for j, plant in enumerate(plants):
             v = [float(r["test/tapr_f1"]) for r in by[variant] if r["plant"] == plant]
-            ax.scatter([k + (j - 1) * 0.15] * len(v), v, s=14, label=f"plant {plant}"
-                       if k == 0 else None, color=f"C{j}")
+            ax.scatter([k + (j - 1) * 0.15] * len(v), v, s=14, color=f"C{j}",
+                       label=f"plant {plant}" if k == 0 else None)
     ax.set_xticks(range(len(by)), list(by))
     ax.set_ylabel("test TaPR F1")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":
