@@ -92,8 +92,8 @@ def test_drift_moves_slower_per_step_than_the_noise(frame):
 
 def test_persistence_and_ar_miss_most_attacks():
     # Acceptance: a model without memory stays well below TaPR F1 1 on this plant. Measured
-    # here: persistence 0.24 and AR(1) 0.24 on test (the full-size plants of
-    # docs/results.md: 0.30-0.37).
+    # here: test TaPR F1 0.126 (persistence) and 0.134 (AR(1)); on the 24,000-step plants of
+    # docs/results.md 0.30-0.37.
     from rnnbench.studies.baselines import evaluate_baseline
 
     cfg = {"data": {"dataset": "hai_plant", "n_steps": N, "n_attacks": N_ATTACKS,
@@ -101,8 +101,7 @@ def test_persistence_and_ar_miss_most_attacks():
     for name, options in (("persistence", {}), ("ar", {"order": [1, 2, 5]})):
         row = evaluate_baseline({"name": name, "options": options}, cfg, seed=1,
                                 metric="val/mse", direction="minimize")
-        print(name, row["options"], row["metrics"]["test/tapr_f1"], row["duration_s"])
-        assert row["metrics"]["test/tapr_f1"] < 0.5, (name, row["metrics"])
+        assert row["metrics"]["test/tapr_f1"] < 0.3, (name, row["metrics"])
         assert row["metrics"]["val/tapr_f1"] < 0.6, (name, row["metrics"])
 
 
