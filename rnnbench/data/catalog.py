@@ -272,6 +272,28 @@ def _hai_synthetic(
                        "synthetic process-control data with injected attacks")
 
 
+@register_dataset("hai_plant")
+def _hai_plant(
+    batch_size: int = 64, eval_batch_size: int | None = None, seed: int = 0,
+    n_steps: int = 30000, n_attacks: int = 24, window: int = 60, train_stride: int = 10,
+    process_seed: int = 0, tapr_delta: int = 10,
+) -> DataBundle:
+    from rnnbench.data.datasets.plant import make_plant
+
+    # As hai_synthetic: the plant has its own seed, so the run seed varies only the model.
+    if isinstance(process_seed, bool) or not isinstance(process_seed, int) or process_seed < 0:
+        raise ValueError(f"data.process_seed must be a non-negative integer, got "
+                         f"{process_seed!r}")
+    frame = make_plant(n_steps=n_steps, n_attacks=n_attacks, seed=process_seed)
+    train, test = frame.iloc[: n_steps // 2], frame.iloc[n_steps // 2 :]
+    bundle = _hai_bundle(train, test, batch_size, eval_batch_size, seed, window, train_stride,
+                         "synthetic three-loop plant with stealthy attacks")
+    # An attack's effects outlast its label (a spoofed level shows its true value again):
+    # TaPR's ambiguous section after each attack, in steps (minutes).
+    bundle.task_kwargs["tapr_delta"] = int(tapr_delta)
+    return bundle
+
+
 @register_dataset("hai_csv")
 def _hai_csv(
     train: str | list[str], test: str | list[str], batch_size: int = 64,

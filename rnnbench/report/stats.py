@@ -79,7 +79,7 @@ ALPHA = 0.05
 # study states the direction of its own metric only, and a report may test another one.
 LOWER_IS_BETTER = frozenset({"loss", "nll", "ppl", "bpc", "mse", "mae", "ce"})
 HIGHER_IS_BETTER = frozenset({"acc", "f1", "f1_pa", "precision", "recall", "precision_pa",
-                              "recall_pa"})
+                              "recall_pa", "tapr_f1", "tap", "tar"})
 
 
 # Every metric above is a count, a rate, a probability or a mean of squares: never negative.

@@ -247,3 +247,31 @@ def test_bundled_synthetic_data_does_not_change_with_the_run_seed():
     assert not torch.equal(test_windows(a), test_windows(c))
     with pytest.raises(ValueError, match="process_seed"):
         build_data({**opts, "process_seed": -1})
+
+
+def write_hai2204(frame, path):
+    """The frame as a HAI 22.04-style file: ``timestamp`` first, ``Attack`` last."""
+    out = frame.drop(columns=["time", "attack"]).copy()
+    out.insert(0, "timestamp", frame["time"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    out["Attack"] = frame["attack"].to_numpy()
+    out.to_csv(path, index=False)
+    return path
+
+
+def test_hai_csv_trains_and_reports_tapr_on_plant_files(tmp_path):
+    # The real-HAI path: HAI-format CSV files in, a trained model scored by TaPR out.
+    from rnnbench.data.datasets.plant import make_plant
+    from rnnbench.experiment import load_config, run
+
+    plant = make_plant(n_steps=6000, n_attacks=4, seed=0)
+    train = write_hai2204(plant.iloc[:3000], tmp_path / "train1.csv")
+    test = write_hai2204(plant.iloc[3000:], tmp_path / "test1.csv")
+    cfg = load_config(None, [f"logging.dir={tmp_path / 'runs'}"])
+    cfg["data"] = {"dataset": "hai_csv", "train": str(train), "test": str(test),
+                   "time_column": "timestamp", "window": 20, "batch_size": 32}
+    cfg["model"].update({"cell": "gru", "hidden_size": 8})
+    cfg["trainer"].update({"max_epochs": 1, "accelerator": "cpu", "limit_train_batches": 3})
+    cfg["logging"]["progress_bar"] = False
+    metrics = run(cfg).metrics
+    for key in ("test/tapr_f1", "test/tap", "test/tar", "test/f1_pa", "val/tapr_f1"):
+        assert 0.0 <= metrics[key] <= 1.0, key

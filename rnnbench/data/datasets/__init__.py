@@ -9,6 +9,7 @@ from rnnbench.data.datasets.hai import (
     sensor_columns,
 )
 from rnnbench.data.datasets.music import MUSIC_ALIASES, MUSIC_DATASETS, load_music, music_name
+from rnnbench.data.datasets.plant import PLANT_ATTACK_KINDS, PLANT_SENSORS, make_plant
 from rnnbench.data.datasets.ptb import Corpus, Vocab, load_ptb
 from rnnbench.data.datasets.synthetic import (
     adding_problem,
@@ -24,6 +25,8 @@ __all__ = [
     "Corpus",
     "HAIWindows",
     "MinMaxNormalizer",
+    "PLANT_ATTACK_KINDS",
+    "PLANT_SENSORS",
     "Vocab",
     "adding_problem",
     "copy_memory",
@@ -31,6 +34,7 @@ __all__ = [
     "load_hai_csv",
     "load_music",
     "load_ptb",
+    "make_plant",
     "make_synthetic_process",
     "music_name",
     "sensor_columns",

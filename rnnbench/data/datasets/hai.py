@@ -1,4 +1,8 @@
-"""HAI-style industrial control data: a synthetic process, a CSV loader, sliding windows."""
+"""HAI-style control data: a CSV loader, sliding windows, a simple mixed-signal process.
+
+The HAI-shaped plant with closed-loop control and stealthy attacks is in
+:mod:`rnnbench.data.datasets.plant`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from rnnbench.data.batch import Batch
+from rnnbench.data.datasets.plant import place_attacks
 
 __all__ = [
     "ATTACK_KINDS",
@@ -45,34 +50,9 @@ def _ar1(phi: float, innovations: np.ndarray) -> np.ndarray:
     return y
 
 
-def _place_attacks(
-    rng: np.random.Generator, n_steps: int, n_attacks: int
-) -> list[tuple[int, int]]:
-    """Non-overlapping ``[start, end)`` ranges in the second half, at least 60 steps apart.
-
-    The second half is cut into ``n_attacks`` equal slots and each attack lies in its own
-    slot, so any contiguous stretch of it (the validation and test quarters) holds its share
-    of the attacks instead of all of them landing in one.
-    """
-    if n_attacks == 0:
-        return []
-    lo = n_steps // 2
-    width = (n_steps - lo) // n_attacks
-    longest = min(_MAX_ATTACK, width - _MIN_GAP)
-    if longest < _MIN_ATTACK:
-        raise ValueError(
-            f"n_steps={n_steps} is too short for {n_attacks} attacks: attacks go in the second "
-            f"half, one in each of {n_attacks} equal slots of at least "
-            f"{_MIN_ATTACK + _MIN_GAP} steps ({_MIN_ATTACK}-{_MAX_ATTACK} steps of attack after "
-            f"a {_MIN_GAP}-step gap; about {n_attacks * (_MAX_ATTACK + _MIN_GAP) * 2} steps "
-            "give every attack its full length range); use more steps or fewer attacks"
-        )
-    ranges = []
-    for k in range(n_attacks):
-        length = int(rng.integers(_MIN_ATTACK, longest + 1))
-        start = lo + k * width + _MIN_GAP + int(rng.integers(0, width - _MIN_GAP - length + 1))
-        ranges.append((start, start + length))
-    return ranges
+def _place_attacks(rng: np.random.Generator, n_steps: int, n_attacks: int) -> list:
+    """One attack of 30-300 steps in each of ``n_attacks`` slots of the second half."""
+    return place_attacks(rng, n_steps, n_attacks, _MIN_ATTACK, _MAX_ATTACK, _MIN_GAP)
 
 
 def make_synthetic_process(
