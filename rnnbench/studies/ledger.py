@@ -28,18 +28,22 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rnnbench._private import stale_trial_ids
 from rnnbench.config import ConfigError
+from rnnbench.studies.attrs import (
+    RESULTS_ATTR,
+    SPEC_ATTR,
+    SUMMARY_ATTR,
+    rnnbench_studies,
+    set_study_attr,
+    stored_spec,
+    study_attr,
+    summary_line,
+)
 from rnnbench.studies.retry import storage_up_for
 from rnnbench.studies.samplers import make_pruner
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import StorageURL, open_storage, parse_storage_url
 from rnnbench.studies.trials import FINAL, SEARCH
 
-# The spec, results and baselines of a study are large: they are system attributes of the
-# root study (read with study_attr), so `optuna studies` and optuna-dashboard stay readable;
-# the one user attribute, SUMMARY_ATTR, is a line a person can read there.
-SPEC_ATTR = "rnnbench:spec"
-RESULTS_ATTR = "rnnbench:results"
-SUMMARY_ATTR = "rnnbench"
 HEARTBEAT_ATTR = "rnnbench:heartbeat"
 # fail_kind of a FAIL trial
 LOST, INTERRUPTED, NONFINITE = "lost", "interrupted", "nonfinite"
@@ -425,52 +429,6 @@ class StudyRun:
         if pid is None and now - started > self.spec.grace_period:
             return "claimed by a worker that never started it (worker lost)"
         return None
-
-
-def study_attr(storage: Any, study_id: int, key: str) -> Any:
-    """A root study's stored payload (``SPEC_ATTR``, ``RESULTS_ATTR``, ...), or ``None``.
-
-    Read from the study's system attributes; studies made before they moved there kept them
-    as user attributes, which are read too.
-    """
-    system = storage.get_study_system_attrs(study_id)
-    if key in system:
-        return system[key]
-    return storage.get_study_user_attrs(study_id).get(key)
-
-
-def set_study_attr(storage: Any, study_id: int, key: str, value: Any) -> None:
-    """Stores a payload where ``optuna studies`` does not print it (a system attribute)."""
-    storage.set_study_system_attr(study_id, key, value)
-
-
-def summary_line(spec: StudySpec) -> str:
-    """The root study's one readable user attribute, e.g. in ``optuna studies``."""
-    return (f"rnnbench study: {len(spec.variants)} variant(s) "
-            f"({', '.join(v.name for v in spec.variants)}) x {spec.trials_per_variant} "
-            f"trial(s), {len(spec.seeds)} seed(s); metric {spec.metric or 'the task monitor'}")
-
-
-def rnnbench_studies(storage: Any) -> dict[str, dict[str, Any]]:
-    """``{name: stored spec}`` of every rnnbench study (root study) in an open storage."""
-    out = {}
-    for s in storage.get_all_studies():
-        spec = s.system_attrs.get(SPEC_ATTR, s.user_attrs.get(SPEC_ATTR))
-        if spec is not None:
-            out[s.study_name] = spec
-    return out
-
-
-def stored_spec(storage: Any, name: str) -> dict[str, Any] | None:
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        return None
-    spec = study_attr(storage, study_id, SPEC_ATTR)
-    if spec is None:
-        raise ConfigError(f"the storage already holds an Optuna study named {name!r} that "
-                          "rnnbench did not create; choose another study.name")
-    return spec
 
 
 def proc_start(pid: int) -> str | None:

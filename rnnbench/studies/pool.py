@@ -29,6 +29,7 @@ from rnnbench.studies.storage import (
     default_storage_url,
     storage_from_env,
 )
+from rnnbench.studies.threads import user_threads, with_threads
 from rnnbench.studies.trials import trial_config
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -265,40 +266,6 @@ def _devices_per_trial(devices: Any, gpus: list[str]) -> int:
     return devices
 
 
-def user_threads(threads: int | None = None) -> int | None:
-    """Threads per training process the user asked for: ``--threads``, else
-    ``OMP_NUM_THREADS`` when it is set in the launcher's environment, else ``None`` (split the
-    cores).
-
-    Raises:
-        ConfigError: Not a positive integer.
-    """
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
-            raise ConfigError(f"--threads must be a positive integer, got {threads}")
-        return threads
-    text = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) <= 0:
-        raise ConfigError(f"OMP_NUM_THREADS={text!r} is not a positive integer; unset it or "
-                          "give --threads N")
-    return int(text)
-
-
-def _with_threads(plan: WorkerPlan, threads: int | None, cores: int, per: int) -> WorkerPlan:
-    """``plan`` with the user's thread count (noted when it oversubscribes the cores)."""
-    if threads is None:
-        return plan
-    plan.threads = threads
-    used = plan.count * per * threads
-    if used > cores:
-        plan.note = "; ".join(n for n in (plan.note, (
-            f"{plan.count * per} training process(es) x {threads} thread(s) = {used} threads "
-            f"on {cores} core(s): they will compete; lower --threads or --workers")) if n)
-    return plan
-
-
 def plan_workers(spec: StudySpec, workers: int | None = None, *,
                  cores: int | None = None, gpus: list[str] | None = None,
                  threads: int | None = None) -> WorkerPlan:
@@ -343,7 +310,7 @@ def plan_workers(spec: StudySpec, workers: int | None = None, *,
             note = (f"{count * per} training processes on {cores} core(s): each gets one "
                     "thread and they still compete; use at most --workers "
                     f"{max(1, cores // per)}")
-        return _with_threads(WorkerPlan(count, max(1, cores // (count * per)), [], note),
+        return with_threads(WorkerPlan(count, max(1, cores // (count * per)), [], note),
                              threads, cores, per)
     if per > len(ids):
         raise ConfigError(
@@ -362,7 +329,7 @@ def plan_workers(spec: StudySpec, workers: int | None = None, *,
         idle = ids[count * per:]
         note = (f"{count} worker(s) x {per} GPU(s) leave GPU(s) {', '.join(idle)} idle; "
                 f"--workers {len(ids) // per} would use them")
-    return _with_threads(WorkerPlan(count, max(1, cores // (count * per)), groups, note),
+    return with_threads(WorkerPlan(count, max(1, cores // (count * per)), groups, note),
                          threads, cores, per)
 
 

@@ -186,12 +186,11 @@ def statuses_in(url: str | StorageURL) -> list[StudyStatus]:
 def storages_under(folder: str | Path) -> list[str]:
     """Storage URLs of the study folders directly under ``folder`` (and of ``folder``)."""
     root = Path(folder)
-    out = []
-    for sub in [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() \
-            else []:
-        if (sub / "study.journal").exists() or (sub / "study.db").exists():
-            out.append(default_storage_url(sub.resolve(), 1))
-    return out
+    if not root.is_dir():
+        return []
+    folders = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+    return [default_storage_url(sub.resolve(), 1) for sub in folders
+            if (sub / "study.journal").exists() or (sub / "study.db").exists()]
 
 
 def locate(name: str, *, storage: str | None = None, folder: str | Path | None = None,
