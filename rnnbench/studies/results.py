@@ -331,7 +331,8 @@ def results_table(results: dict[str, Any]):
                     ("pruned", {"justify": "right"}), ("failed", {"justify": "right"}),
                     (f"best {metric}", {"justify": "right"}),
                     (f"final {metric}", {"justify": "right"}),
-                    (f"final {test_metric}", {"justify": "right"})):
+                    (f"final {test_metric}", {"justify": "right"}),
+                    ("best hyper-parameters", {})):
         table.add_column(col, **kw)
     for r in variant_rows(results):
         params = r["num_parameters"]
@@ -345,8 +346,14 @@ def results_table(results: dict[str, Any]):
             f"{r['done']}/{r['budget']}", str(r["pruned"]), failed,
             f"{r['best_value']:.4f}" if r["best_value"] is not None else "none completed",
             _fmt_final(r, metric), _fmt_final(r, test_metric),
+            ", ".join(f"{k}={_fmt_param(v)}" for k, v in sorted(r["best_params"].items()))
+            or "-",
         )
     return table
+
+
+def _fmt_param(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 __all__ = ["RESULTS_CSV_COLUMNS", "baseline_variants", "collect", "param_importances",

@@ -63,7 +63,13 @@ def test_worker_spends_exactly_the_budget_and_writes_results(tiny, tmp_path):
     stored = run.storage.get_study_system_attrs(run.storage.get_study_id_from_name(spec.name))
     assert stored["rnnbench:results"]["variants"][1]["variant"] == "gru"
     assert list(root.user_attrs) == ["rnnbench"] and len(root.user_attrs["rnnbench"]) < 200
-    assert results_table(collect(run, sizes)).row_count == 2
+    launcher_table = results_table(collect(run, sizes))
+    assert launcher_table.row_count == 2
+    # the winning hyper-parameters are in the launcher's table too
+    best_lr = results["variants"][0]["best"]["params"]["lr"]
+    cells = launcher_table.columns[-1]._cells
+    assert launcher_table.columns[-1].header == "best hyper-parameters"
+    assert f"lr={best_lr:.3g}" in cells[0], cells
     # the report's table is built on the same per-variant rows
     from rnnbench.report.tables import build_table
     from rnnbench.studies.results import variant_rows
