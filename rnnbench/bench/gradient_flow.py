@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import csv
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from rnnbench.atomic import write_atomic
 
 # Shapes: B rows, T steps, I input features, H units.
 CSV_COLUMNS = ("cell", "hidden_size", "num_layers", "stage", "train_steps", "loss", "distance",
@@ -184,22 +184,6 @@ def gradient_flow(cfg: dict[str, Any], cells: Iterable[str], settings: FlowSetti
     return rows
 
 
-def _atomic(path: Path, write) -> None:
-    # Temp file in the same folder + rename: a reader never sees a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give what open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv(rows: Sequence[dict], path: str | Path) -> None:
     """Writes the rows (``CSV_COLUMNS``) to ``path`` atomically."""
 
@@ -209,7 +193,7 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> None:
             writer.writeheader()
             writer.writerows(rows)
 
-    _atomic(Path(path), write)
+    write_atomic(path, write)
 
 
 def plot(rows: Sequence[dict], path: str | Path, title: str = "") -> None:
@@ -246,6 +230,6 @@ def plot(rows: Sequence[dict], path: str | Path, title: str = "") -> None:
         fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
 
     try:
-        _atomic(Path(path), write)
+        write_atomic(path, write)
     finally:
         plt.close(fig)

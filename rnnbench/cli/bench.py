@@ -7,7 +7,6 @@ import datetime
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 from rnnbench.cli.base import CLIError
@@ -185,16 +184,10 @@ def _compare_table(compare: list[tuple[str, dict, dict]]):
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    # Temp file in the same folder + rename: a reader never sees a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
+    from rnnbench.atomic import write_atomic
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
             json.dump(payload, fh, indent=2)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give what open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write)

@@ -10,7 +10,6 @@ shapes, windowed sequences, unsupported trainer options) run solo, said in one l
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from rnnbench.studies.ledger import ERROR, HOST, NONFINITE, Heartbeat, proc_start
+from rnnbench.studies.outcome import score_trial
 from rnnbench.studies.pruning import MissingMetricError
 from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
@@ -159,25 +159,7 @@ def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: l
             at.update(fail_kind=NONFINITE if res.fail_kind == "nonfinite" else ERROR,
                       fail_reason=res.reason[:2000])
             continue
-        _score(spec.metric, res, out, at)
-
-
-def _score(metric: str, res: Any, out: Any, attrs: dict[str, Any]) -> None:
-    """The attributes :meth:`Worker._score` records for a solo trial, from a member."""
-    metrics = {k: v for k, v in res.metrics.items()
-               if k.startswith(("val/", "test/")) and math.isfinite(v)}
-    value = res.best_value
-    if value is not None and metric in metrics:
-        metrics[f"{metric}_last"] = metrics[metric]
-        metrics[metric] = float(value)
-    attrs.update(metrics=metrics, wall_time_s=round(res.wall_time_s, 3),
-                 num_parameters=res.num_parameters, hidden_size=res.hidden_size,
-                 best_epoch=res.best_epoch)
-    if value is None or not math.isfinite(value):
-        out.reason = f"{metric} was never logged as a finite number"
-        attrs.update(fail_kind=ERROR, fail_reason=out.reason)
-    else:
-        out.state, out.value = "COMPLETE", float(value)
+        score_trial(spec.metric, res, res.best_value, res.best_epoch, out, at)
 
 
 def _wandb(worker: Worker, member: dict, res: Any) -> dict[str, Any]:

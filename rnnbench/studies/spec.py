@@ -520,9 +520,7 @@ def parse_study(
 
 def _parse_population(raw: Any) -> int | str:
     """``study.population``: a positive count of trials trained as one model, or ``auto``."""
-    if raw == "auto":
-        return "auto"
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+    if raw != "auto" and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
         raise ConfigError(f"study.population must be a positive integer (trials of one variant "
                           f"trained together as one batched model) or 'auto', got {raw!r}")
     return raw

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
@@ -32,6 +31,7 @@ from rnnbench.studies.ledger import (
     retryable,
     stored_spec,
 )
+from rnnbench.studies.outcome import TrialOutcome, score_trial
 from rnnbench.studies.population import population_size, run_population
 from rnnbench.studies.retry import Patience, patience_of
 from rnnbench.studies.samplers import make_sampler
@@ -41,18 +41,6 @@ from rnnbench.studies.trials import FINAL, SEARCH, all_values, trial_config
 from rnnbench.tracking import define_objective, finish, run_attrs, update_summary
 
 DDP_ENV = "RNNBENCH_DDP_TRIAL"
-
-
-@dataclass
-class TrialOutcome:
-    """How one trial ended: ``state`` is COMPLETE, PRUNED or FAIL, ``reason`` says why."""
-
-    variant: str
-    kind: str
-    number: int
-    state: str
-    value: float | None = None
-    reason: str = ""
 
 
 @dataclass
@@ -374,21 +362,7 @@ class Worker:
         value = pruning.best_value
         if value is None:
             value = result.metrics.get(metric)
-        metrics = {k: v for k, v in result.metrics.items()
-                   if k.startswith(("val/", "test/")) and math.isfinite(v)}
-        if value is not None and math.isfinite(value) and metric in metrics:
-            # The run's logged metric is its last epoch's; the trial's value (and the
-            # checkpoint the test split is scored on) is its best epoch's.
-            metrics[f"{metric}_last"] = metrics[metric]
-            metrics[metric] = float(value)
-        attrs.update(metrics=metrics, wall_time_s=round(result.wall_time_s, 3),
-                     num_parameters=result.num_parameters, hidden_size=result.hidden_size,
-                     best_epoch=pruning.best_epoch)
-        if value is None or not math.isfinite(value):
-            out.reason = f"{metric} was never logged as a finite number"
-            attrs.update(fail_kind=ERROR, fail_reason=out.reason)
-        else:
-            out.state, out.value = "COMPLETE", float(value)
+        score_trial(metric, result, value, pruning.best_epoch, out, attrs)
 
     def _on_error(self, err: BaseException, out: TrialOutcome, attrs: dict[str, Any],
                   run_dir: Path) -> None:
