@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import pickled_callable
+
 ROOT = Path(__file__).resolve().parents[1]
 FIT = str(ROOT / "configs/experiment/zaremba_small.yaml")
 QUICK = str(ROOT / "configs/experiment/quickstart.yaml")
@@ -55,19 +57,6 @@ def _write(name: str, content: bytes | str) -> Callable[[Path], None]:
 def _run_with_ckpt(content: bytes) -> Callable[[Path], None]:
     """A finished-looking run folder of zaremba_small whose last.ckpt is ``content``."""
     return _write("runs/zaremba_small/version_0/checkpoints/last.ckpt", content)
-
-
-def _pickled_callable() -> bytes:
-    import io
-    import pickle
-
-    class Boom:
-        def __reduce__(self):
-            return (os.system, ("touch PWNED",))
-
-    buf = io.BytesIO()
-    pickle.dump({"state_dict": {}, "x": Boom()}, buf)
-    return buf.getvalue()
 
 
 CASES: list[Case] = [
@@ -153,7 +142,7 @@ CASES: list[Case] = [
     Case("resume-truncated-ckpt", _fit("--resume"), ["last.ckpt", "unreadable"],
          setup=_run_with_ckpt(b"PK\x03\x04" + b"\x00" * 64)),
     Case("resume-pickled-callable", _fit("--resume"), ["last.ckpt"],
-         setup=_run_with_ckpt(_pickled_callable())),
+         setup=_run_with_ckpt(pickled_callable())),
     Case("diverged", _fit("optim.lr=3e38", "model.hidden_size=8", "data.batch_size=4",
                           "data.bptt=8", "trainer.max_epochs=1", "logging.progress_bar=false"),
          ["loss became inf", "lower the learning rate"], code=3, writes=True),

@@ -35,6 +35,7 @@ from rnnbench.inference import (
 from rnnbench.inference.export import example_inputs
 from rnnbench.inference.loading import LoadedModel
 from rnnbench.module import RNNModule
+from tests.helpers import pickled_callable
 
 CHAR = """\
 data: {dataset: ptb_char, batch_size: 4, bptt: 8, limit_tokens: 2000}
@@ -268,19 +269,6 @@ def test_an_export_that_fails_its_check_is_not_kept(runs, tmp_path):
 
 
 # ---------------------------------------------------------------- user mistakes
-def _pickled_callable() -> bytes:
-    import io
-    import pickle
-
-    class Boom:
-        def __reduce__(self):
-            return (os.system, ("touch PWNED",))
-
-    buf = io.BytesIO()
-    pickle.dump({"state_dict": {}, "x": Boom()}, buf)
-    return buf.getvalue()
-
-
 # id, argv (RUN stands for a path of `runs`), what stderr must name, files to create first
 BAD = [
     ("run-missing", ["evaluate", "nowhere"], ["nowhere", "does not exist"], {}),
@@ -288,7 +276,7 @@ BAD = [
     ("ckpt-garbage", ["export", "bad.ckpt"], ["bad.ckpt", "unreadable"],
      {"bad.ckpt": b"not a checkpoint" * 8}),
     ("ckpt-pickled-code", ["evaluate", "evil.ckpt"], ["evil.ckpt", "pickled Python code"],
-     {"evil.ckpt": _pickled_callable()}),
+     {"evil.ckpt": pickled_callable()}),
     ("prime-unknown", ["generate", "CHAR", "--prime", "Hello"], ["'H'", "does not know"], {}),
     ("prime-on-music", ["generate", "JSB", "--prime", "x"], ["--prime", "music"], {}),
     ("generate-regression", ["generate", "REG"], ["regression", "evaluate"], {}),

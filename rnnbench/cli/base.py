@@ -23,3 +23,24 @@ class IntermixedParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._busy = False
+
+
+def comma_list(value: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (a flag's comma-separated names)."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def choose(kind: str, given: list[str], known, *, also: tuple[str, ...] = ()) -> list[str]:
+    """``given`` names checked against ``known`` for the flag ``--kind``, duplicates dropped.
+
+    Raises:
+        CLIError: None given, or a name ``known`` lacks (the message lists the choices,
+            ``also`` first: names the caller handles itself, such as ``all``).
+    """
+    choices = ", ".join([*also, *known])
+    if not given:
+        raise CLIError(f"--{kind} is empty; choose from {choices}")
+    bad = [g for g in given if g not in known]
+    if bad:
+        raise CLIError(f"unknown {kind[:-1]} {', '.join(map(repr, bad))}; choose from {choices}")
+    return list(dict.fromkeys(given))

@@ -9,7 +9,7 @@ import os
 import platform
 from pathlib import Path
 
-from rnnbench.cli.base import CLIError
+from rnnbench.cli.base import CLIError, choose, comma_list
 
 
 def add_parser(sub) -> None:
@@ -41,20 +41,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_cmd_bench)
 
 
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def _choose(kind: str, given: list[str], known) -> list[str]:
-    if not given:
-        raise CLIError(f"--{kind} is empty; choose from {', '.join(known)}")
-    bad = [g for g in given if g not in known]
-    if bad:
-        raise CLIError(f"unknown {kind[:-1]} {', '.join(map(repr, bad))}; "
-                        f"choose from {', '.join(known)}")
-    return list(dict.fromkeys(given))
-
-
 def _resolve(args: argparse.Namespace) -> dict:
     import torch
 
@@ -72,13 +58,13 @@ def _resolve(args: argparse.Namespace) -> dict:
     known_cells = list_cells()
     default_shapes = "small,medium" if device == "cpu" else "small,medium,large"
     return {
-        "cells": _choose("cells", known_cells if args.cells is None else _split(args.cells),
+        "cells": choose("cells", known_cells if args.cells is None else comma_list(args.cells),
                          known_cells),
-        "impls": _choose("impls", _split(args.impls or (
+        "impls": choose("impls", comma_list(args.impls or (
             "fused,reference,compiled" if device == "cpu" else ",".join(BENCH_IMPLS))),
             BENCH_IMPLS),
-        "shapes": _choose("shapes", _split(args.shapes or default_shapes), list(SHAPES)),
-        "modes": _choose("modes", _split(args.modes), MODES),
+        "shapes": choose("shapes", comma_list(args.shapes or default_shapes), list(SHAPES)),
+        "modes": choose("modes", comma_list(args.modes), MODES),
         "device": device,
     }
 

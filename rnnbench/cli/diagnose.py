@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rnnbench.cli.base import CLIError
+from rnnbench.cli.base import CLIError, choose, comma_list
 
 FLOW_HELP = """\
 Measure how the gradient of the last step's loss reaches back through time:
@@ -52,14 +52,7 @@ def _cells(value: str | None, cfg: dict) -> list[str]:
         return [cfg["model"]["cell"]]
     if value.strip() == "all":
         return known
-    given = [v.strip() for v in value.split(",") if v.strip()]
-    if not given:
-        raise CLIError(f"--cells is empty; choose from all, {', '.join(known)}")
-    bad = [c for c in given if c not in known]
-    if bad:
-        raise CLIError(f"unknown cell {', '.join(map(repr, bad))}; choose from all, "
-                       f"{', '.join(known)}")
-    return list(dict.fromkeys(given))
+    return choose("cells", comma_list(value), known, also=("all",))
 
 
 def _settings(args: argparse.Namespace, cfg: dict):
