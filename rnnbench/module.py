@@ -1,4 +1,9 @@
-"""The one LightningModule: any backbone + any task, stateful truncated BPTT."""
+"""The one LightningModule: any backbone + any task, stateful truncated BPTT.
+
+Over 500 lines because it is one class whose steps, evaluation and checkpoint hooks share
+the carried state and the epoch sums; what stands apart has moved out (``optim.py`` the
+optimiser tables, ``graph_policy.py`` when to capture, ``regularizers.py`` weight noise).
+"""
 
 from __future__ import annotations
 
