@@ -7,7 +7,7 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= dev,postgres,dashboard,onnx,midi
+EXTRAS ?= dev,postgres,dashboard,onnx,midi,tensorboard
 WORKERS ?= 2
 PYTEST_ARGS ?=
 QUICK ?=
