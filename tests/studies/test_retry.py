@@ -190,14 +190,21 @@ def test_a_claim_refused_by_the_outage_is_retried(storage):
     assert st.set_trial_state_values(tid, TrialState.RUNNING) is False  # nobody else
 
 
-def test_a_claim_that_landed_unseen_is_not_taken_twice_and_is_requeued(tiny, tmp_path):
+def _one_trial_study(tiny, tmp_path):
+    """One GRU search trial in SQLite, opened through the retrying storage (heartbeat 1 s,
+    grace period 2 s): ``(storage, run)``."""
     spec = tiny("study.variants=[gru]", "study.trials_per_variant=1", "study.seeds=0",
                 "study.heartbeat_interval=1", "study.grace_period=2")
     url = f"sqlite:///{tmp_path}/study.db"
     StudyRun.create(spec, url).prepare()
     st = RetryingRDBStorage(url, patience=6.0, max_wait_s=0.5, heartbeat_interval=1,
                             grace_period=2)
-    run = StudyRun(spec, st, parse_storage_url(url))
+    return st, StudyRun(spec, st, parse_storage_url(url))
+
+
+def test_a_claim_that_landed_unseen_is_not_taken_twice_and_is_requeued(tiny, tmp_path):
+    st, run = _one_trial_study(tiny, tmp_path)
+    spec = run.spec
     faults = Faults(st)
     (v,) = spec.variants
     study = run.study(v, SEARCH)
@@ -222,13 +229,8 @@ def test_a_claim_that_landed_unseen_is_not_taken_twice_and_is_requeued(tiny, tmp
 
 
 def test_the_sweep_waits_a_grace_period_after_an_outage(tiny, tmp_path):
-    spec = tiny("study.variants=[gru]", "study.trials_per_variant=1", "study.seeds=0",
-                "study.heartbeat_interval=1", "study.grace_period=2")
-    url = f"sqlite:///{tmp_path}/study.db"
-    StudyRun.create(spec, url).prepare()
-    st = RetryingRDBStorage(url, patience=6.0, max_wait_s=0.5, heartbeat_interval=1,
-                            grace_period=2)
-    run = StudyRun(spec, st, parse_storage_url(url))
+    st, run = _one_trial_study(tiny, tmp_path)
+    spec = run.spec
     (v,) = spec.variants
     study = run.study(v, SEARCH)
     tid = run.trial_id(study, 0)
