@@ -19,10 +19,13 @@ QUICK = ROOT / "configs/experiment/quickstart.yaml"
     ("optim.lr=1e30", "lr", 1e30),
     ("optim.clip=null", "clip", None),
     ("optim.cuda_graphs=false", "cuda_graphs", False),
+    ("flush_denormal=true", "flush_denormal", True),
+    ("seed=7", "seed", 7),
 ])
 def test_values_are_typed(override, key, value):
     cfg = load_config(QUICK, [override])
-    assert cfg["optim"][key] == value and type(cfg["optim"][key]) is type(value)
+    got = cfg["optim"][key] if override.startswith("optim.") else cfg[key]
+    assert got == value and type(got) is type(value)
 
 
 @pytest.mark.parametrize("override,message", [
@@ -42,8 +45,10 @@ def test_values_are_typed(override, key, value):
     ("data.dataset=jsb", "unknown data set 'jsb'"),
     ("modle.cell=gru", "unknown top-level config key 'modle' \\(did you mean 'model'\\?\\)"),
     ("model=lstm_2x20", "model=lstm_2x20: there is no .*did you mean 'lstm_2x200'"),
-    ("seed=-1", "seed: expected a non-negative integer"),
-    ("seed=abc", "seed: expected a non-negative integer"),
+    ("seed=-1", "seed: expected a number >= 0, got -1"),
+    ("seed=abc", "seed: expected an integer, got 'abc'"),
+    # the top level's plain fields go through the same typing as the sections'
+    ("flush_denormal=maybe", "flush_denormal: expected true or false, got 'maybe'"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

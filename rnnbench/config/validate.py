@@ -99,7 +99,7 @@ def _typed(section: str, cls: type, raw: Any) -> dict[str, Any]:
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise _schema_error(err, section) from None
-    _check_rules(obj, cls, f"{section}.")
+    _check_rules(obj, cls, f"{section}." if section else "")
     out = OmegaConf.to_container(merged, resolve=True)
     out.update(open_keys)
     return out
@@ -168,6 +168,16 @@ def _omegaconf_type(hint: Any) -> Any:
             return Optional[base[0]]  # noqa: UP045 (a runtime type object for OmegaConf)
         return Any
     return hint if hint in (int, float, bool, str) else Any
+
+
+# The top level's plain fields (not sections, not the free-form data/task/study mappings),
+# as a dataclass of their own so they go through the same typing and rules as a section.
+_TOP_SCALARS = tuple(f.name for f in fields(RunConfig)
+                     if f.name not in SCHEMA and f.name not in ("data", "task", "study"))
+_TopScalars = make_dataclass("_TopScalars", [
+    (f.name, _omegaconf_type(typing.get_type_hints(RunConfig)[f.name]),
+     field(default=f.default, metadata=f.metadata))
+    for f in fields(RunConfig) if f.name in _TOP_SCALARS])
 
 
 _DATA_RULES: dict[str, tuple[Rule, ...]] = {
@@ -255,14 +265,14 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
                                                                             "optim") else section
         elif f.name == "data":
             out["data"] = _check_data(cfg.get("data", {"dataset": "ptb"}))
-        else:
+        elif f.name not in _TOP_SCALARS:
             default = f.default if f.default is not MISSING else f.default_factory()
             out[f.name] = copy.deepcopy(cfg.get(f.name, default))
+    # seed, name, description, flush_denormal: typed and ruled like the sections' fields
+    out.update(_typed("", _TopScalars, {k: cfg[k] for k in _TOP_SCALARS if k in cfg}))
     for key in ("task",):
         if not isinstance(out[key], dict):
             raise ConfigError(f"config section {key} must be a mapping, got {out[key]!r}")
-    if not isinstance(out["seed"], int) or isinstance(out["seed"], bool) or out["seed"] < 0:
-        raise ConfigError(f"seed: expected a non-negative integer, got {out['seed']!r}")
     _check_trainer(out["trainer"])
     _check_tensorboard(out["logging"])
     if out.get("study") is None:
