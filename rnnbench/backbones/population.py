@@ -233,7 +233,9 @@ class PopulationBackbone(nn.Module):
         # the two biases one shared gradient tensor, which in-place clipping scales twice.
         gx = torch.bmm(flat, w_ih) if b_ih is None else torch.baddbmm(  # (K, B * T, G)
             b_ih[:, None, :], flat, w_ih)
-        gx = gx.view(k_, b_, steps, gates).permute(2, 0, 1, 3).contiguous()  # (T, K, B, G)
+        # unbind once: indexing gx[t] per step would make autograd add T zero-filled
+        # (T, K, B, G) gradients (quadratic in T); unbind's backward stacks them once.
+        gx = gx.view(k_, b_, steps, gates).permute(2, 0, 1, 3).unbind(0)  # T x (K, B, G)
         hb = None if b_hh is None else b_hh[:, None, :]  # (K, 1, G)
         # Steps before the shortest row's end need no mask; steps after the longest row's
         # end change nothing (every row is padding there): their outputs are zeros.
