@@ -438,8 +438,10 @@ class RecurrentBackbone(nn.Module):
         if use_sequence and mask is None:
             return cell.forward_sequence(x, state)
         outs = []
-        for t in range(x.size(1)):
-            h, new_state = cell(x[:, t], state)  # (B, H)
+        # unbind once: x[:, t] per step would make autograd add T zero-filled (B, T, I)
+        # gradients when x needs a gradient (quadratic in T); unbind's backward stacks once.
+        for t, x_t in enumerate(x.unbind(1)):
+            h, new_state = cell(x_t, state)  # (B, H)
             if mask is not None:
                 m = mask[:, t, None]  # (B, 1)
                 # Padding steps keep the state: the final state is the one at the length.

@@ -60,8 +60,8 @@ def step_outputs(backbone: Any, x: torch.Tensor) -> tuple[torch.Tensor, list[tor
     for cell in backbone.cells:
         state = cell.init_state(x.size(0), x.device, x.dtype)  # each (B, H)
         hs = []
-        for t in range(inp.size(1)):
-            h, state = cell(inp[:, t], state)  # (B, H)
+        for x_t in inp.unbind(1):  # unbind: one stacked gradient, not T zero-filled ones
+            h, state = cell(x_t, state)  # (B, H)
             hs.append(h)
         inp = torch.stack(hs, dim=1)  # (B, T, H), the next layer's input
     return inp, hs
