@@ -128,6 +128,7 @@ class Population:
         self.members: list[_Member] = []
         for k, cfg in enumerate(cfgs):
             module, dm, _ = build(cfg)  # seeds exactly as a solo run does
+            module._noise.bind_seed(torch.initial_seed())  # the member's own noise stream
             self.members.append(_Member(k, cfg, module, dm, callbacks[k]))
         self._check(cfgs)
         self.device = torch.device(device) if device is not None else _device(cfgs[0])
@@ -148,6 +149,9 @@ class Population:
         first = modules[0]
         if first.hparams.tbptt and not first.task.streaming:
             raise PopulationUnsupported("windowed sequences (model.tbptt) train solo")
+        if any(getattr(m.dm, "variable_bptt", False) for m in self.members):
+            raise PopulationUnsupported("variable-length BPTT windows (data.variable_bptt) "
+                                        "scale each window's lr; they train solo")
         for m in modules[1:]:
             if (m.hparams.task, m.hparams.cell, m.hparams.loss_reduction) != (
                     first.hparams.task, first.hparams.cell, first.hparams.loss_reduction):
@@ -229,6 +233,8 @@ class Population:
         inputs, targets, mask = _collate(batches, self.device)
         if any(b.reset is not None for b in batches):
             raise PopulationUnsupported("document-boundary resets are not supported")
+        for m in members:
+            m.module._noise.perturb(m.params)  # weight noise: this update's forward and backward
         out, loss, count, state = self._forward(members, inputs, targets, mask, state)
         for m in members:
             m.opt.zero_grad(set_to_none=True)
@@ -238,6 +244,8 @@ class Population:
         finite = torch.isfinite(loss.detach()).tolist()  # one host sync, as solo on CPU
         total.sum().backward()
         values = loss.detach().tolist()
+        for m in members:
+            m.module._noise.restore()  # the update applies to the clean weights
         for k, m in enumerate(members):
             if not finite[k]:
                 self._drop(m, "FAIL", "nonfinite", (

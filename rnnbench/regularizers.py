@@ -35,6 +35,12 @@ class WeightNoise:
         self._clean: list[tuple[nn.Parameter, torch.Tensor]] = []
         self._gen: torch.Generator | None = None
         self._saved_state: torch.Tensor | None = None
+        self._seed: int | None = None
+
+    def bind_seed(self, seed: int) -> None:
+        """Seeds the stream from ``seed`` instead of ``torch.initial_seed()`` at first use
+        (a population builds all its members before any of them steps)."""
+        self._seed = int(seed)
 
     @property
     def enabled(self) -> bool:
@@ -51,7 +57,8 @@ class WeightNoise:
             if self._saved_state is not None and device.type == "cpu":
                 gen.set_state(self._saved_state)
             else:
-                gen.manual_seed((torch.initial_seed() + _SEED_OFFSET) % 2**63)
+                base = torch.initial_seed() if self._seed is None else self._seed
+                gen.manual_seed((base + _SEED_OFFSET) % 2**63)
             self._gen = gen
         return self._gen
 

@@ -60,6 +60,19 @@ def test_lstm_population_equals_solo_runs(tmp_path):
     _assert_equal_to_solo(cfgs, results, tmp_path, steps=50)
 
 
+def test_weight_noise_members_equal_their_solo_runs(tmp_path):
+    """Chung et al.'s recipe (RMSProp, weight noise 0.075, grad norm 1): each member draws
+    its own noise stream from its own seed, as its solo run does."""
+    extra = ("model.weight_noise=0.075", "trainer.max_epochs=1")
+    cfgs = [_cfg(7, "rmsprop", 1e-3, 1.0, *extra), _cfg(8, "rmsprop", 3e-4, 1.0, *extra),
+            _cfg(9, "adam", 0.003, 1.0, "trainer.max_epochs=1")]  # one without noise
+    results = Population(cfgs, record_losses=True).fit()
+    _assert_equal_to_solo(cfgs, results, tmp_path, steps=13)
+    clean = Population(cfgs[:1], record_losses=True, path="batched")
+    clean.members[0].module._noise.std = 0.0
+    assert clean.fit()[0].losses[1:] != results[0].losses[1:]  # the noise did something
+
+
 @pytest.mark.slow
 def test_plugin_cell_population_runs_under_vmap_and_equals_solo(tmp_path):
     """A plugin cell (mgu) has no batched form: vmap over its own step, same losses."""
@@ -107,3 +120,11 @@ def test_population_equals_solo_on_gpu(tmp_path):
     cfgs = [_cfg(1, "adam", 0.01, 0.5, *extra), _cfg(2, "sgd", 0.5, 0.2, *extra)]
     results = Population(cfgs, record_losses=True).fit()
     _assert_equal_to_solo(cfgs, results, tmp_path, steps=13)
+
+
+def test_variable_bptt_windows_are_refused():
+    """AWD-LSTM's random window lengths scale each window's lr: not one lockstep step."""
+    cfg = load_config("configs/experiment/dlfs2_simple_rnnlm.yaml", [
+        "data.variable_bptt=true", "checkpoint.enabled=false", "logging.wandb=false"])
+    with pytest.raises(PopulationUnsupported, match="variable_bptt"):
+        Population([cfg, cfg])
