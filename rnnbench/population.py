@@ -90,6 +90,17 @@ class _Head(nn.Module):
         return out, loss, torch.as_tensor(count, dtype=loss.dtype, device=loss.device)
 
 
+class _Out(nn.Module):
+    """Task head of one member (its outputs only; the loss is batched by the task)."""
+
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, y, mask, lengths):
+        return self.task(y, mask, lengths)  # task outputs (logits / predictions)
+
+
 class _Encode(nn.Module):
     def __init__(self, task: nn.Module) -> None:
         super().__init__()
@@ -292,21 +303,37 @@ class Population:
             return torch.stack([t.encode(inputs[k]) for k, t in enumerate(tasks)])
 
     def _head(self, members: list[_Member], y, targets, mask, lengths):
+        task = members[0].module.task
+        if task.has_member_loss and self._head_vmap:
+            # The head under vmap, the loss on all members' outputs at once: ops without a
+            # batching rule (binary_cross_entropy_with_logits) cost 3x under vmap.
+            out = self._vmapped([_Out(m.module.task) for m in members], (y, mask, lengths),
+                                (0, None if mask is None else 0, None if lengths is None else 0))
+            if out is not None:
+                loss, count = task.member_loss(out, targets, mask)  # (K,), (K,)
+                return out, loss, count
         heads = [_Head(m.module.task) for m in members]
         if self._head_vmap:
-            params = stack_parameters(heads)
-            dims = (0, 0, 0, None if mask is None else 0, None if lengths is None else 0)
-            try:
-                return vmap(lambda p, *a: functional_call(heads[0], p, a),
-                            in_dims=dims, randomness="different")(
-                    params, y, targets, mask, lengths)
-            except Exception as err:  # noqa: BLE001 - fall back to one member at a time
-                self._head_vmap = False
-                _log.warning("population task head runs one member at a time: vmap failed "
-                             "(%s)", err)
+            dims = (0, 0, None if mask is None else 0, None if lengths is None else 0)
+            got = self._vmapped(heads, (y, targets, mask, lengths), dims)
+            if got is not None:
+                return got
         outs = [h(y[k], targets[k], None if mask is None else mask[k],
                   None if lengths is None else lengths[k]) for k, h in enumerate(heads)]
         return tuple(torch.stack(o) for o in zip(*outs))
+
+    def _vmapped(self, modules: list[nn.Module], args: tuple, dims: tuple):
+        """``modules[k](*args[k])`` for every member under vmap, or None (and the loop from
+        now on, said in one log line) where vmap fails."""
+        params = stack_parameters(modules)
+        try:
+            return vmap(lambda p, *a: functional_call(modules[0], p, a),
+                        in_dims=(0, *dims), randomness="different")(params, *args)
+        except Exception as err:  # noqa: BLE001 - fall back to one member at a time
+            self._head_vmap = False
+            _log.warning("population task head runs one member at a time: vmap failed (%s)",
+                         err)
+            return None
 
     def _drop(self, m: _Member, state: str, kind: str, reason: str) -> None:
         m.active = False

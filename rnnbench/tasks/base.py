@@ -11,6 +11,24 @@ if TYPE_CHECKING:  # annotations only: tasks read batches, they do not build the
     from rnnbench.data.batch import Batch
 
 
+def masked_mean(per_unit: torch.Tensor, mask: torch.Tensor | None, members: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean of per_unit over the valid units, number of valid units)``.
+
+    With ``members``, the first dimension is K population members and each gets its own
+    mean and count ``(K,)``; otherwise both are scalars.
+    """
+    dims = tuple(range(1, per_unit.dim())) if members else None
+    if mask is None:
+        n = per_unit[0].numel() if members else per_unit.numel()
+        mean = per_unit.mean(dims) if members else per_unit.mean()
+        return mean, per_unit.new_full(mean.shape, float(n))
+    m = mask.to(per_unit.dtype)
+    count = m.sum(dims) if members else m.sum()
+    total = (per_unit * m).sum(dims) if members else (per_unit * m).sum()
+    return total / count.clamp(min=1), count
+
+
 class Task(nn.Module):
     """Input encoder + output head + loss + metric names for one kind of problem.
 
@@ -64,6 +82,19 @@ class Task(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(mean loss over units, number of units)`` for one batch."""
         raise NotImplementedError
+
+    def member_loss(
+        self, out: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Optional: :meth:`loss` of K population members at once, every input with a
+        leading ``(K,)`` dimension; returns ``(loss (K,), units (K,))``. Tasks without it are
+        run under ``torch.func.vmap`` (exact, but ops without a batching rule cost more)."""
+        raise NotImplementedError
+
+    @property
+    def has_member_loss(self) -> bool:
+        """Whether this task overrides :meth:`member_loss`."""
+        return type(self).member_loss is not Task.member_loss
 
     def summarize(self, mean_loss: torch.Tensor) -> dict[str, torch.Tensor]:
         """Stage metrics derived from the stage-mean loss, e.g. perplexity."""

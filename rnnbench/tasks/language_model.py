@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnbench.tasks.base import Task
+from rnnbench.tasks.base import Task, masked_mean
 
 
 class LanguageModelTask(Task):
@@ -74,11 +74,14 @@ class LanguageModelTask(Task):
         nll = F.cross_entropy(  # (B * T,)
             out.reshape(-1, out.size(-1)), targets.reshape(-1), reduction="none"
         )
-        if mask is not None:
-            m = mask.reshape(-1).to(nll.dtype)  # (B * T,)
-            count = m.sum()  # ()
-            return (nll * m).sum() / count.clamp(min=1), count  # (), ()
-        return nll.mean(), nll.new_full((), float(nll.numel()))  # (), ()
+        return masked_mean(nll, None if mask is None else mask.reshape(-1))  # (), ()
+
+    def member_loss(self, out, targets, mask):
+        k = out.size(0)
+        nll = F.cross_entropy(  # (K * B * T,)
+            out.reshape(-1, out.size(-1)), targets.reshape(-1), reduction="none"
+        ).view(k, -1)  # (K, B * T)
+        return masked_mean(nll, None if mask is None else mask.reshape(k, -1), members=True)
 
     def summarize(self, mean_loss):
         if self.level == "word":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from rnnbench.tasks.base import Task
+from rnnbench.tasks.base import Task, masked_mean
 
 
 class MusicTask(Task):
@@ -36,11 +36,12 @@ class MusicTask(Task):
         return self.head(y)  # (B, T, 88) logits
 
     def loss(self, out, targets, mask):
-        per_frame = F.binary_cross_entropy_with_logits(  # (B, T): summed over the 88 keys
-            out, targets, reduction="none"
-        ).sum(-1)
-        if mask is None:
-            return per_frame.mean(), per_frame.new_full((), float(per_frame.numel()))  # (), ()
-        m = mask.to(per_frame.dtype)  # (B, T)
-        count = m.sum()  # ()
-        return (per_frame * m).sum() / count.clamp(min=1), count  # (), ()
+        return masked_mean(_frame_nll(out, targets), mask)  # (), ()
+
+    def member_loss(self, out, targets, mask):
+        return masked_mean(_frame_nll(out, targets), mask, members=True)  # (K,), (K,)
+
+
+def _frame_nll(out, targets):
+    """``(..., T, 88)`` logits -> ``(..., T)`` NLL per frame, summed over the 88 keys."""
+    return F.binary_cross_entropy_with_logits(out, targets, reduction="none").sum(-1)
