@@ -47,3 +47,19 @@ def test_quick_needs_a_quick_section(tmp_path):
     cfg.write_text("data: {dataset: adding}\n")
     with pytest.raises(ConfigError, match="has no quick: section"):
         load_config(cfg, quick=True)
+
+
+SMOKE_STUDIES = {"jsb_tiny"}  # one-minute smoke studies (their header says so), not results
+STUDIES = sorted(p for p in [*PRESETS, *(ROOT / "configs" / "study").glob("*.yaml")]
+                 if "study" in yaml.safe_load(p.read_text()) and p.stem not in SMOKE_STUDIES)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_cpu_study_presets_rerun_at_least_five_seeds(path):
+    """Issue #14: final runs default to >= 5 seeds in every CPU preset."""
+    from rnnbench.studies.spec import load_study
+
+    spec = load_study(path)
+    if spec.config["trainer"].get("accelerator", "cpu") not in ("cpu", "auto"):
+        pytest.skip("a GPU preset")
+    assert len(spec.seeds) >= 5, f"{path.name} re-runs {len(spec.seeds)} seeds"
