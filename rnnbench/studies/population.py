@@ -29,12 +29,31 @@ from rnnbench.tracking import finish, run_attrs
 if TYPE_CHECKING:
     from rnnbench.studies.worker import TrialOutcome, Worker
 
-AUTO_SIZE = 8  # study.population: auto (no memory-based sizing yet)
+AUTO_CAP = 256  # study.population: auto never trains more members than this at once
+_AUTO: dict[tuple[str, str], int] = {}  # (study, variant) -> the size auto chose
 
 
-def population_size(spec: StudySpec) -> int:
-    """How many search trials of one variant a worker trains together."""
-    return AUTO_SIZE if spec.population == "auto" else int(spec.population)
+def population_size(spec: StudySpec, variant: Variant | None = None,
+                    budget: int | None = None) -> int:
+    """How many search trials of ``variant`` a worker trains together.
+
+    ``auto``: as many as fit in half the device's free memory (``budget`` bytes when given),
+    measured once per variant with :func:`rnnbench.population.member_bytes`, at most
+    ``AUTO_CAP``; without a variant, the cap (whether populations are on at all).
+    """
+    if spec.population != "auto":
+        return int(spec.population)
+    if variant is None:
+        return AUTO_CAP
+    key = (spec.name, variant.name)
+    if key not in _AUTO:
+        from rnnbench.population import _device, member_bytes, memory_budget
+
+        cfg = trial_config(spec, variant, {}, seed=int(spec.config.get("seed", 0) or 0))
+        need = member_bytes(cfg)
+        have = memory_budget(_device(cfg)) if budget is None else int(budget)
+        _AUTO[key] = max(1, min(AUTO_CAP, have // max(need, 1)))
+    return _AUTO[key]
 
 
 def _reporter(trial: optuna.Trial, metric: str) -> Callable[[int, dict], str | None]:
@@ -179,4 +198,4 @@ def _wandb(worker: Worker, member: dict, res: Any) -> dict[str, Any]:
         finish()
 
 
-__all__ = ["AUTO_SIZE", "population_size", "run_population"]
+__all__ = ["AUTO_CAP", "population_size", "run_population"]

@@ -81,7 +81,8 @@ class StudySpec:
         baselines: Models without recurrence scored beside the variants, ``[{"name",
             "options"}]`` (:func:`rnnbench.studies.baselines.parse_baselines`).
         population: Search trials of one variant a worker trains together as one batched
-            model (:mod:`rnnbench.studies.population`); ``1``: one at a time; ``auto``: 8.
+            model (:mod:`rnnbench.studies.population`); ``1``: one at a time; ``auto``: as many
+            as fit in half the free memory of the device, measured per variant (at most 256).
     """
 
     name: str

@@ -182,7 +182,10 @@ class Worker:
         variant and trains them together (:mod:`rnnbench.studies.population`)."""
         variant, _, study, frozen = claim
         claims = [(study, frozen)]
-        while len(claims) < population_size(self.run.spec):
+        size = population_size(self.run.spec, variant)
+        if size > 1 and self.run.spec.population == "auto" and len(claims) == 1:
+            self.log(f"{variant.name}: study.population auto trains up to {size} trials at once")
+        while len(claims) < size:
             more = self._claim_in(variant, SEARCH)
             if more is None:
                 break

@@ -70,3 +70,39 @@ def test_population_must_be_a_positive_count_or_auto(tiny):
     with pytest.raises(ConfigError, match="study.population must be a positive integer"):
         tiny("study.population=0")
 
+
+
+def test_auto_population_is_sized_by_measured_member_memory(tiny):
+    """auto: as many members as fit in the budget, from one member's measured bytes."""
+    from rnnbench.population import member_bytes
+    from rnnbench.studies import population as pop_mod
+    from rnnbench.studies.trials import trial_config
+
+    spec = tiny("study.variants=[lstm]", "study.population=auto", "study.trials_per_variant=9")
+    variant = spec.variants[0]
+    cfg = trial_config(spec, variant, {}, seed=0)
+    need = member_bytes(cfg)
+    assert need > 0
+    wider = member_bytes({**cfg, "data": {**cfg["data"], "batch_size": 8}})
+    assert wider > need  # twice the rows save more for backward
+    pop_mod._AUTO.clear()
+    assert pop_mod.population_size(spec, variant, budget=int(2.5 * need)) == 2
+    pop_mod._AUTO.clear()
+    assert pop_mod.population_size(spec, variant, budget=10**15) == pop_mod.AUTO_CAP
+    pop_mod._AUTO.clear()
+    assert pop_mod.population_size(spec, variant, budget=1) == 1  # never below one
+    pop_mod._AUTO.clear()
+    assert pop_mod.population_size(spec) == pop_mod.AUTO_CAP  # no variant: populations on
+
+
+def test_auto_population_study_runs_members_together(tiny, tmp_path):
+    spec = tiny("study.variants=[lstm]", "study.trials_per_variant=3", "study.seeds=0",
+                "study.population=auto")
+    preflight(spec)
+    run = StudyRun.create(spec, f"sqlite:///{tmp_path}/auto.db")
+    run.prepare()
+    lines: list[str] = []
+    Worker(run, output_dir=spec.output_dir, log=lines.append).loop()
+    assert any("population auto trains up to" in line for line in lines)
+    assert any("population of 3" in line for line in lines)
+    assert [t.state for t in run.trials(spec.variants[0], SEARCH)] == [TrialState.COMPLETE] * 3
