@@ -14,7 +14,7 @@ COLUMNS = (
     "mean ± sample std over the n final seeds and their 95% t-interval; *vs best* the verdict "
     "of Welch's test against the bold variant (beats / falls short at p < 0.05, else "
     "matches); *trials c/p/f* complete / pruned / failed search trials; *wall time* summed "
-    "trial durations; *tokens/s* median training throughput; *vs* a published figure or the "
+    "trial durations (a population's members share its wall time); *tokens/s* median training throughput; *vs* a published figure or the "
     "best baseline: beats / matches / falls short by the row's 95% interval (none for n < 2). "
     "Rows marked (baseline) are models without recurrence fitted on the training split and "
     "scored by the same metric. Raw numbers: `report.csv`; `rnnbench report --help` "

@@ -214,7 +214,9 @@ def build_table(results: dict[str, Any], paper: dict[str, str] | None = None) ->
             durations = [x["duration_s"] for x in r["final"]["runs"]
                          if x.get("duration_s") is not None]
         else:
-            durations = [x["duration_s"] for x in trials if x.get("duration_s") is not None]
+            # A population's members each last its whole wall time: each counts its share.
+            durations = [x["duration_s"] / (x.get("population") or 1) for x in trials
+                         if x.get("duration_s") is not None]
         row = {
             **{k: base[k] for k in ("variant", "cell", "num_layers", "bidirectional",
                                     "hidden_size", "num_parameters")},

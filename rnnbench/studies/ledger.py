@@ -45,6 +45,9 @@ from rnnbench.studies.storage import StorageURL, open_storage, parse_storage_url
 from rnnbench.studies.trials import FINAL, SEARCH
 
 HEARTBEAT_ATTR = "rnnbench:heartbeat"
+# A trial trained as one of K population members (a system attribute: its user attributes
+# stay those of a solo trial); reports split the population's wall time among its members.
+POPULATION_ATTR = "rnnbench:population"
 # fail_kind of a FAIL trial
 LOST, INTERRUPTED, NONFINITE = "lost", "interrupted", "nonfinite"
 ERROR, NO_BEST = "error", "no_best"

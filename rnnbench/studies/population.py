@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from rnnbench.studies.ledger import ERROR, HOST, NONFINITE, Heartbeat, proc_start
+from rnnbench.studies.ledger import ERROR, HOST, NONFINITE, POPULATION_ATTR, Heartbeat, proc_start
 from rnnbench.studies.outcome import score_trial
 from rnnbench.studies.pruning import MissingMetricError
 from rnnbench.studies.samplers import make_sampler
@@ -119,6 +119,8 @@ def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, Fro
                          for m in members]
     numbers = ", ".join(f"#{m['frozen'].number}" for m in members)
     worker.log(f"start {variant.name} population of {len(members)}: trials {numbers}")
+    for m in members:
+        run.storage.set_trial_system_attr(m["tid"], POPULATION_ATTR, len(members))
     outcomes = [TrialOutcome(variant.name, SEARCH, m["frozen"].number, "FAIL") for m in members]
     attrs: list[dict[str, Any]] = [{} for _ in members]
     with contextlib.ExitStack() as stack:

@@ -12,7 +12,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnbench.studies.ledger import RESULTS_ATTR, StudyRun, set_study_attr
+from rnnbench.studies.ledger import POPULATION_ATTR, RESULTS_ATTR, StudyRun, set_study_attr
 from rnnbench.studies.spec import Variant
 from rnnbench.studies.trials import FINAL, SEARCH
 
@@ -20,7 +20,7 @@ RESULTS_VERSION = 1
 TRIAL_COLUMNS = (
     "study", "variant", "kind", "number", "state", "value", "seed", "slot", "params",
     "num_parameters", "hidden_size", "best_epoch", "fail_kind", "fail_reason", "retried_from",
-    "retry_of_count", "duration_s", "run_dir", "wandb_run_id",
+    "retry_of_count", "duration_s", "population", "run_dir", "wandb_run_id",
 )
 
 
@@ -45,7 +45,8 @@ def _trial_row(run: StudyRun, variant: str, kind: str, t: FrozenTrial) -> dict[s
         "best_epoch": a.get("best_epoch"), "fail_kind": a.get("fail_kind"),
         "fail_reason": a.get("fail_reason") or a.get("prune_reason"),
         "retried_from": a.get("retried_from"), "retry_of_count": a.get("retry", 0),
-        "duration_s": duration, "run_dir": a.get("run_dir"),
+        "duration_s": duration, "population": t.system_attrs.get(POPULATION_ATTR),
+        "run_dir": a.get("run_dir"),
         "wandb_run_id": a.get("wandb_run_id"), "metrics": a.get("metrics") or {},
     }
 

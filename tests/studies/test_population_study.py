@@ -53,9 +53,15 @@ def test_population_trials_match_solo_trials_in_the_storage(tiny, tmp_path):
     assert list(trials[4].intermediate_values) == [1]  # stopped after its first epoch
     assert list(trials[5].intermediate_values) == [1, 2]
     assert trials[5].value == pytest.approx(trials[2].value, rel=1e-5)  # same config
+    # Reports split a population's wall time among its members (a system attribute).
+    from rnnbench.studies.results import _trial_row
+
+    rows = [_trial_row(run, "lstm", SEARCH, t) for t in trials]
+    assert [r["population"] for r in rows] == [3] * 6
     # The same run solo: the same states and the same attribute keys, state by state.
     solo, _, _ = _study(tiny, tmp_path, "1")
     solo_trials = solo.trials(spec.variants[0], SEARCH)
+    assert {_trial_row(solo, "lstm", SEARCH, t)["population"] for t in solo_trials} == {None}
     assert [t.state for t in solo_trials] == [t.state for t in trials]
     for pop_t, solo_t in zip(trials, solo_trials):
         assert set(pop_t.user_attrs) == set(solo_t.user_attrs)
