@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from rnnbench.backbones.population import PopulationBackbone, same_shapes, stack_parameters
-from rnnbench.data.batch import Batch, as_batch
+from rnnbench.data.batch import Batch, as_batch, stack_batches
 
 _log = logging.getLogger(__name__)
 # What a member's per-epoch callback sees and returns: (epoch (1-based), metrics) -> None to
@@ -241,7 +241,7 @@ class Population:
             state = self._train_step(members, batches, state)
 
     def _train_step(self, members: list[_Member], batches: list[Batch], state):
-        inputs, targets, mask = _collate(batches, self.device)
+        inputs, targets, mask = stack_batches(batches, self.device)
         if any(b.reset is not None for b in batches):
             raise PopulationUnsupported("document-boundary resets are not supported")
         for m in members:
@@ -360,7 +360,7 @@ class Population:
             batches = self._batches(members, loaders)
             if batches is None:
                 break
-            inputs, targets, mask = _collate(batches, self.device)
+            inputs, targets, mask = stack_batches(batches, self.device)
             out, loss, count, state = self._forward(members, inputs, targets, mask, state)
             state = state if self.task.streaming else None
             for k, m in enumerate(members):
@@ -481,44 +481,6 @@ def _device(cfg: dict[str, Any]) -> torch.device:
     if accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def _collate(batches: list[Batch], device: torch.device):
-    """K batches -> ``(inputs, targets, mask)`` stacked ``(K, B, T, ...)``, padded alike.
-
-    Batches of different sizes (another data order per member) are padded to the largest
-    rows and steps; padding is masked out of the loss, so each member's loss is its own.
-    """
-    rows = max(b.inputs.shape[0] for b in batches)
-    steps = max(b.inputs.shape[1] for b in batches)
-    ragged = any(b.inputs.shape[:2] != (rows, steps) for b in batches)
-    if not ragged:
-        masks = [b.mask for b in batches]
-        mask = None if masks[0] is None else torch.stack(masks)  # (K, B, T)
-        return (torch.stack([b.inputs for b in batches]).to(device),
-                torch.stack([b.targets for b in batches]).to(device),
-                None if mask is None else mask.to(device))
-    ins, tgs, mks = [], [], []
-    for b in batches:
-        r, t = b.inputs.shape[:2]
-        m = b.mask if b.mask is not None else torch.ones(r, t, dtype=torch.bool)
-        ins.append(_pad(b.inputs, rows, steps))
-        per_step = b.targets.dim() > 1 and b.targets.shape[1] == t
-        tgs.append(_pad(b.targets, rows, steps if per_step else None))
-        mks.append(_pad(m, rows, steps))
-    return (torch.stack(ins).to(device), torch.stack(tgs).to(device),
-            torch.stack(mks).to(device))
-
-
-def _pad(x: torch.Tensor, rows: int, steps: int | None) -> torch.Tensor:
-    """Zero-pads ``(B, T, ...)`` to ``(rows, steps, ...)`` (``(B, ...)`` to ``(rows, ...)``)."""
-    if steps is None:
-        out = x.new_zeros((rows, *x.shape[1:]))
-        out[: x.shape[0]] = x
-        return out
-    out = x.new_zeros((rows, steps, *x.shape[2:]))
-    out[: x.shape[0], : x.shape[1]] = x
-    return out
 
 
 __all__ = ["EpochCallback", "MemberResult", "Population", "PopulationUnsupported", "member_bytes",

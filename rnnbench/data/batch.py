@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
-__all__ = ["Batch", "as_batch"]
+__all__ = ["Batch", "as_batch", "stack_batches"]
 
 
 class Batch(NamedTuple):
@@ -62,3 +63,41 @@ def as_batch(batch: Any) -> Batch:
         "name the other fields: Batch(inputs, targets, mask=..., reset=..., labels=...)"
     )
 
+
+def stack_batches(batches: Sequence[Batch], device: torch.device | str = "cpu"
+                  ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """K batches -> ``(inputs, targets, mask)`` stacked ``(K, B, T, ...)``, padded alike.
+
+    Batches of different sizes (another data order per member) are padded to the largest
+    rows and steps; padding is masked out of the loss, so each member's loss is its own.
+    """
+    rows = max(b.inputs.shape[0] for b in batches)
+    steps = max(b.inputs.shape[1] for b in batches)
+    ragged = any(b.inputs.shape[:2] != (rows, steps) for b in batches)
+    if not ragged:
+        masks = [b.mask for b in batches]
+        mask = None if masks[0] is None else torch.stack(masks)  # (K, B, T)
+        return (torch.stack([b.inputs for b in batches]).to(device),
+                torch.stack([b.targets for b in batches]).to(device),
+                None if mask is None else mask.to(device))
+    ins, tgs, mks = [], [], []
+    for b in batches:
+        r, t = b.inputs.shape[:2]
+        m = b.mask if b.mask is not None else torch.ones(r, t, dtype=torch.bool)
+        ins.append(_pad(b.inputs, rows, steps))
+        per_step = b.targets.dim() > 1 and b.targets.shape[1] == t
+        tgs.append(_pad(b.targets, rows, steps if per_step else None))
+        mks.append(_pad(m, rows, steps))
+    return (torch.stack(ins).to(device), torch.stack(tgs).to(device),
+            torch.stack(mks).to(device))
+
+
+def _pad(x: Tensor, rows: int, steps: int | None) -> Tensor:
+    """Zero-pads ``(B, T, ...)`` to ``(rows, steps, ...)`` (``(B, ...)`` to ``(rows, ...)``)."""
+    if steps is None:
+        out = x.new_zeros((rows, *x.shape[1:]))
+        out[: x.shape[0]] = x
+        return out
+    out = x.new_zeros((rows, steps, *x.shape[2:]))
+    out[: x.shape[0], : x.shape[1]] = x
+    return out
