@@ -39,6 +39,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, Checkpoint
 
+from rnnbench.atomic import fsync_dir, write_atomic
 from rnnbench.stopping import StopRequest, TrainingInterrupted
 
 RUN_KEY = "rnnbench_run"  # our bookkeeping inside a checkpoint (see LastCheckpoint)
@@ -157,19 +158,11 @@ class SafeCheckpointIO(TorchCheckpointIO):
 # ---------------------------------------------------------------- saving
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "xb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+
+    write_atomic(path, write, durable=True)
 
 
 def temp_path(path: Path) -> Path:
@@ -181,19 +174,6 @@ def atomic_rename(src: str | Path, dst: str | Path) -> None:
     """Renames ``src`` over ``dst`` (same folder) and makes the rename durable."""
     os.replace(src, dst)
     fsync_dir(Path(dst).parent)
-
-
-def fsync_dir(folder: str | Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot sync a directory; the rename itself is atomic
-    finally:
-        os.close(fd)
 
 
 _LEAVES = (str, int, float, bool, type(None), bytes, torch.Tensor, torch.dtype, torch.device,

@@ -23,6 +23,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from rnnbench.atomic import write_atomic
 from rnnbench.checkpointing import (
     LAST,
     PENDING,
@@ -31,7 +32,6 @@ from rnnbench.checkpointing import (
     SignalAtStep,
     load_checkpoint,
     run_info,
-    temp_path,
 )
 from rnnbench.stopping import active_stop_request
 
@@ -105,18 +105,13 @@ def _step(row: dict[str, str]) -> float:
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "x", newline="") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(header))
             writer.writeheader()
             writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write, durable=True)
 
 
 class RunCSVLogger(CSVLogger):

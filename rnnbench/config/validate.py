@@ -304,8 +304,7 @@ def save_config(cfg: dict[str, Any], folder: str | Path, *, only_if_changed: boo
     With ``only_if_changed``, an existing file that holds the same config is left untouched
     (resuming a finished run changes no file).
     """
-    import os
-    import tempfile
+    from rnnbench.atomic import write_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -316,22 +315,10 @@ def save_config(cfg: dict[str, Any], folder: str | Path, *, only_if_changed: boo
                 return target
         except (OSError, yaml.YAMLError):
             pass
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".config.", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
             fh.write(f"# rnnbench fit {target}\n")
             fh.write(to_yaml(cfg))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(target, write)
     return target
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
