@@ -81,8 +81,7 @@ class StudySpec:
         baselines: Models without recurrence scored beside the variants, ``[{"name",
             "options"}]`` (:func:`rnnbench.studies.baselines.parse_baselines`).
         population: Search trials of one variant a worker trains together as one batched
-            model (:mod:`rnnbench.studies.population`); ``1``: one at a time; ``auto``: as many
-            as fit in half the free memory of the device, measured per variant (at most 256).
+            model (:mod:`rnnbench.studies.population`; ``1``: solo; ``auto``: memory-sized).
     """
 
     name: str
