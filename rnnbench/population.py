@@ -150,7 +150,7 @@ class Population:
         self.task = self.members[0].module.task
         self.monitor = self.members[0].module.monitor
         self.mode = self.task.mode
-        self._head_vmap = self._encode_vmap = True
+        self._vmap_ok = {"encoder": True, "task head": True}  # False after vmap fails
 
     def _check(self, cfgs: Sequence[dict[str, Any]]) -> None:
         modules = [m.module for m in self.members]
@@ -246,17 +246,19 @@ class Population:
             raise PopulationUnsupported("document-boundary resets are not supported")
         for m in members:
             m.module._noise.perturb(m.params)  # weight noise: this update's forward and backward
-        out, loss, count, state = self._forward(members, inputs, targets, mask, state)
-        for m in members:
-            m.opt.zero_grad(set_to_none=True)
-        total = loss
-        if self.task.streaming and members[0].module.hparams.loss_reduction == "sum_time":
-            total = loss * targets.shape[2]  # sum over the window's steps, mean over rows
-        finite = torch.isfinite(loss.detach()).tolist()  # one host sync, as solo on CPU
-        total.sum().backward()
-        values = loss.detach().tolist()
-        for m in members:
-            m.module._noise.restore()  # the update applies to the clean weights
+        try:
+            out, loss, count, state = self._forward(members, inputs, targets, mask, state)
+            for m in members:
+                m.opt.zero_grad(set_to_none=True)
+            total = loss
+            if self.task.streaming and members[0].module.hparams.loss_reduction == "sum_time":
+                total = loss * targets.shape[2]  # sum over the window's steps, mean over rows
+            finite = torch.isfinite(loss.detach()).tolist()  # one host sync, as solo on CPU
+            total.sum().backward()
+            values = loss.detach().tolist()
+        finally:
+            for m in members:
+                m.module._noise.restore()  # updates (and a failed step) leave clean weights
         for k, m in enumerate(members):
             if not finite[k]:
                 self._drop(m, "FAIL", "nonfinite", (
@@ -288,50 +290,44 @@ class Population:
 
     def _encode(self, members: list[_Member], inputs: torch.Tensor) -> torch.Tensor:
         tasks = [m.module.task for m in members]
-        if not self._encode_vmap or not any(True for _ in tasks[0].parameters()):
-            # No weights (music, forecasting frames): nothing to batch.
-            return torch.stack([t.encode(inputs[k]) for k, t in enumerate(tasks)])
-        params = stack_parameters([_Encode(t) for t in tasks])
-        template = _Encode(tasks[0])
-        try:
-            return vmap(lambda p, i: functional_call(template, p, (i,)),
-                        randomness="different")(params, inputs)
-        except Exception as err:  # noqa: BLE001 - fall back to one member at a time
-            self._encode_vmap = False
-            _log.warning("population encoder runs one member at a time: vmap failed (%s)",
-                         err)
-            return torch.stack([t.encode(inputs[k]) for k, t in enumerate(tasks)])
+        if self._vmap_ok["encoder"] and any(True for _ in tasks[0].parameters()):
+            got = self._vmapped("encoder", [_Encode(t) for t in tasks], (inputs,), (0,))
+            if got is not None:
+                return got
+        # No weights (music, forecasting frames): nothing to batch.
+        return torch.stack([t.encode(inputs[k]) for k, t in enumerate(tasks)])
 
     def _head(self, members: list[_Member], y, targets, mask, lengths):
         task = members[0].module.task
-        if task.has_member_loss and self._head_vmap:
+        if task.has_member_loss and self._vmap_ok["task head"]:
             # The head under vmap, the loss on all members' outputs at once: ops without a
             # batching rule (binary_cross_entropy_with_logits) cost 3x under vmap.
-            out = self._vmapped([_Out(m.module.task) for m in members], (y, mask, lengths),
+            out = self._vmapped("task head", [_Out(m.module.task) for m in members],
+                                (y, mask, lengths),
                                 (0, None if mask is None else 0, None if lengths is None else 0))
             if out is not None:
                 loss, count = task.member_loss(out, targets, mask)  # (K,), (K,)
                 return out, loss, count
         heads = [_Head(m.module.task) for m in members]
-        if self._head_vmap:
+        if self._vmap_ok["task head"]:
             dims = (0, 0, None if mask is None else 0, None if lengths is None else 0)
-            got = self._vmapped(heads, (y, targets, mask, lengths), dims)
+            got = self._vmapped("task head", heads, (y, targets, mask, lengths), dims)
             if got is not None:
                 return got
         outs = [h(y[k], targets[k], None if mask is None else mask[k],
                   None if lengths is None else lengths[k]) for k, h in enumerate(heads)]
         return tuple(torch.stack(o) for o in zip(*outs))
 
-    def _vmapped(self, modules: list[nn.Module], args: tuple, dims: tuple):
-        """``modules[k](*args[k])`` for every member under vmap, or None (and the loop from
-        now on, said in one log line) where vmap fails."""
+    def _vmapped(self, part: str, modules: list[nn.Module], args: tuple, dims: tuple):
+        """``modules[k](*args[k])`` for every member under vmap, or None where vmap fails
+        (``part`` then runs one member at a time from now on, said in one log line)."""
         params = stack_parameters(modules)
         try:
             return vmap(lambda p, *a: functional_call(modules[0], p, a),
                         in_dims=(0, *dims), randomness="different")(params, *args)
         except Exception as err:  # noqa: BLE001 - fall back to one member at a time
-            self._head_vmap = False
-            _log.warning("population task head runs one member at a time: vmap failed (%s)",
+            self._vmap_ok[part] = False
+            _log.warning("population %s runs one member at a time: vmap failed (%s)", part,
                          err)
             return None
 

@@ -73,6 +73,23 @@ def test_weight_noise_members_equal_their_solo_runs(tmp_path):
     assert clean.fit()[0].losses[1:] != results[0].losses[1:]  # the noise did something
 
 
+def test_a_failed_step_leaves_the_clean_weights(monkeypatch):
+    """Weight noise is removed even when the forward raises (the error is not swallowed)."""
+    cfgs = [_cfg(7, "rmsprop", 1e-3, 1.0, "model.weight_noise=0.075", "trainer.max_epochs=1")]
+    pop = Population(cfgs)
+    module = pop.members[0].module
+    clean = [p.detach().clone() for p in module.parameters()]
+
+    def boom(*args, **kwargs):
+        assert any(not torch.equal(p, c) for p, c in zip(module.parameters(), clean))  # noisy
+        raise RuntimeError("forward failed")
+
+    monkeypatch.setattr(pop, "_forward", boom)
+    with pytest.raises(RuntimeError, match="forward failed"):
+        pop.fit()
+    assert all(torch.equal(p, c) for p, c in zip(module.parameters(), clean))
+
+
 @pytest.mark.slow
 def test_plugin_cell_population_runs_under_vmap_and_equals_solo(tmp_path):
     """A plugin cell (mgu) has no batched form: vmap over its own step, same losses."""

@@ -438,8 +438,7 @@ class RecurrentBackbone(nn.Module):
         if use_sequence and mask is None:
             return cell.forward_sequence(x, state)
         outs = []
-        # unbind once: x[:, t] per step would make autograd add T zero-filled (B, T, I)
-        # gradients when x needs a gradient (quadratic in T); unbind's backward stacks once.
+        # unbind once: x[:, t] per step makes backward add T zero-filled (B, T, I) gradients.
         for t, x_t in enumerate(x.unbind(1)):
             h, new_state = cell(x_t, state)  # (B, H)
             if mask is not None:
