@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from rnnbench.studies.worker import TrialOutcome, Worker
 
 AUTO_CAP = 256  # study.population: auto never trains more members than this at once
-_AUTO: dict[tuple[str, str], int] = {}  # (study, variant) -> the size auto chose
 
 
 def population_size(spec: StudySpec, variant: Variant | None = None,
@@ -38,22 +37,20 @@ def population_size(spec: StudySpec, variant: Variant | None = None,
     """How many search trials of ``variant`` a worker trains together.
 
     ``auto``: as many as fit in half the device's free memory (``budget`` bytes when given),
-    measured once per variant with :func:`rnnbench.population.member_bytes`, at most
-    ``AUTO_CAP``; without a variant, the cap (whether populations are on at all).
+    from one member's bytes measured by :func:`rnnbench.population.member_bytes` (a worker
+    asks once per variant), at most ``AUTO_CAP``; without a variant, the cap (whether
+    populations are on at all).
     """
     if spec.population != "auto":
         return int(spec.population)
     if variant is None:
         return AUTO_CAP
-    key = (spec.name, variant.name)
-    if key not in _AUTO:
-        from rnnbench.population import _device, member_bytes, memory_budget
+    from rnnbench.population import _device, member_bytes, memory_budget
 
-        cfg = trial_config(spec, variant, {}, seed=int(spec.config.get("seed", 0) or 0))
-        need = member_bytes(cfg)
-        have = memory_budget(_device(cfg)) if budget is None else int(budget)
-        _AUTO[key] = max(1, min(AUTO_CAP, have // max(need, 1)))
-    return _AUTO[key]
+    cfg = trial_config(spec, variant, {}, seed=int(spec.config.get("seed", 0) or 0))
+    need = member_bytes(cfg)
+    have = memory_budget(_device(cfg)) if budget is None else int(budget)
+    return max(1, min(AUTO_CAP, have // max(need, 1)))
 
 
 def _reporter(trial: optuna.Trial, metric: str) -> Callable[[int, dict], str | None]:

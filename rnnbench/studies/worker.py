@@ -72,6 +72,7 @@ class Worker:
     _interrupting: bool = field(default=False, init=False, repr=False)
     _wandb: Any = field(default=None, init=False, repr=False)  # the running trial's logger
     _pruning: Any = field(default=None, init=False, repr=False)  # ... and its pruning callback
+    _sizes: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # populations
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self) -> None:
@@ -182,9 +183,11 @@ class Worker:
         variant and trains them together (:mod:`rnnbench.studies.population`)."""
         variant, _, study, frozen = claim
         claims = [(study, frozen)]
-        size = population_size(self.run.spec, variant)
-        if size > 1 and self.run.spec.population == "auto" and len(claims) == 1:
-            self.log(f"{variant.name}: study.population auto trains up to {size} trials at once")
+        size = self._sizes.get(variant.name)
+        if size is None:  # auto measures a member once per variant
+            size = self._sizes[variant.name] = population_size(self.run.spec, variant)
+            if self.run.spec.population == "auto":
+                self.log(f"{variant.name}: study.population auto trains up to {size} at once")
         while len(claims) < size:
             more = self._claim_in(variant, SEARCH)
             if more is None:
