@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -178,7 +179,7 @@ class Population:
     # ------------------------------------------------------------------ fit
     def fit(self) -> list[MemberResult]:
         """Trains every member for ``trainer.max_epochs`` (or until it is dropped)."""
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         trainer = self.members[0].cfg["trainer"]
         max_epochs = int(trainer.get("max_epochs") or 1)
         for m in self.members:
@@ -200,6 +201,40 @@ class Population:
                 m.result.state, m.result.fail_kind = "FAIL", "error"
                 m.result.reason = f"{self.monitor} was never logged as a finite number"
         return [m.result for m in self.members]
+
+    def test(self, limit: int | float | None = None) -> None:
+        """Scores the test split with each finished member's best-validation weights (kept
+        with ``keep_best``), as a solo run tests its best checkpoint, and adds the
+        ``test/...`` metrics to its result; the weights stay at the best epoch's."""
+        members = self._active()
+        if not members:
+            return
+        for m in members:
+            if m.result.best_state is not None:
+                m.module.load_state_dict(m.result.best_state)
+            m.dm.setup("test")
+            m.test_loader = m.dm.test_dataloader()
+        for index, metrics in self.evaluate("test", limit).items():
+            self.members[index].result.metrics.update(metrics)
+        wall = time.perf_counter() - self._t0
+        for m in self.members:
+            m.result.wall_time_s = wall
+
+    def save_best(self, index: int, path: str | Path) -> None:
+        """Writes member ``index`` at its best epoch as a checkpoint ``rnnbench use`` and
+        :func:`rnnbench.inference.load_model` read (weights and hyper-parameters)."""
+        from lightning import __version__ as lightning_version
+
+        from rnnbench.checkpointing import atomic_save, to_plain
+
+        m = self.members[index]
+        state = m.result.best_state or m.module.state_dict()
+        atomic_save(to_plain({
+            "state_dict": {k: v.detach().cpu() for k, v in state.items()},
+            "hyper_parameters": dict(m.module.hparams),
+            "epoch": (m.result.best_epoch or 1) - 1,  # Lightning counts epochs from 0
+            "pytorch-lightning_version": lightning_version,
+        }), path)
 
     def _active(self) -> list[_Member]:
         return [m for m in self.members if m.active]

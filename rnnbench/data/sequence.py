@@ -8,6 +8,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Sampler, default_collate
 
 from rnnbench.data.batch import Batch
@@ -61,9 +62,10 @@ def _as_item(item: Any, index: int) -> Batch:
 
 def _pad_steps(seqs: Sequence[Tensor], steps: int) -> Tensor:
     """Right-pads per-step tensors ``(L_i, ...)`` with zeros (False) to ``(B, steps, ...)``."""
-    out = seqs[0].new_zeros((len(seqs), steps, *seqs[0].shape[1:]))  # (B, T, ...)
-    for i, v in enumerate(seqs):
-        out[i, : v.shape[0]] = v
+    out = pad_sequence(list(seqs), batch_first=True)  # (B, max L_i, ...), one native call
+    if out.shape[1] < steps:
+        out = torch.cat([out, out.new_zeros((out.shape[0], steps - out.shape[1],
+                                             *out.shape[2:]))], dim=1)  # (B, steps, ...)
     return out
 
 

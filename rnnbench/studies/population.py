@@ -1,10 +1,15 @@
-"""A worker trains K claimed search trials of one variant as one population (study.population).
+"""A worker trains K claimed trials of one variant as one population: search trials
+(``study.population``) or final re-runs (``study.final_population``).
 
-Each member is an ordinary Optuna trial: its values come from the study's sampler, its
+Each member is an ordinary Optuna trial: its values come from the study's sampler (a final
+re-run's are its variant's best search trial's, pinned as a solo re-run's are), its
 intermediate values are reported after every epoch and the pruner is asked about it alone
 (a pruned member stops costing compute), and its outcome and user attributes are the ones a
 solo trial records (same keys, same states). Configs that cannot share one model (other
 shapes, windowed sequences, unsupported trainer options) run solo, said in one log line.
+Final members read their own seeds' data orders, are tested with their best-validation
+weights and leave that state as ``checkpoints/best.ckpt`` in their run folders, as solo
+final re-runs do.
 """
 
 from __future__ import annotations
@@ -18,12 +23,20 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from rnnbench.studies.ledger import ERROR, HOST, NONFINITE, POPULATION_ATTR, Heartbeat, proc_start
+from rnnbench.studies.ledger import (
+    ERROR,
+    HOST,
+    NO_BEST,
+    NONFINITE,
+    POPULATION_ATTR,
+    Heartbeat,
+    proc_start,
+)
 from rnnbench.studies.outcome import score_trial
 from rnnbench.studies.pruning import MissingMetricError
 from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
-from rnnbench.studies.trials import SEARCH, trial_config
+from rnnbench.studies.trials import FINAL, SEARCH, trial_config
 from rnnbench.tracking import finish, run_attrs
 
 if TYPE_CHECKING:
@@ -70,8 +83,8 @@ def _reporter(trial: optuna.Trial, metric: str) -> Callable[[int, dict], str | N
     return report
 
 
-def _members(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]]
-             ) -> tuple[list[dict[str, Any]], list[TrialOutcome]]:
+def _members(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]],
+             kind: str = SEARCH) -> tuple[list[dict[str, Any]], list[TrialOutcome]]:
     """Each claimed trial's attributes, sampled values and run config (what a solo trial
     sets before fitting); trials whose values make no valid config fail here."""
     from rnnbench.studies.worker import TrialOutcome
@@ -84,15 +97,26 @@ def _members(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTri
                            ("worker_start", proc_start(os.getpid())),
                            ("worker_id", worker.worker_id)):
             run.storage.set_trial_user_attr(tid, key, value)
-        study.sampler = make_sampler(spec, variant, frozen.number)
-        trial = optuna.Trial(study, tid)
         seed = int(frozen.user_attrs.get("seed", spec.config.get("seed", 0) or 0))
-        run_dir = worker.output_dir / "trials" / variant.name / f"{frozen.number:04d}"
+        sub, tag = ("final", f"{frozen.number:04d}-seed{seed}") if kind == FINAL else \
+            ("trials", f"{frozen.number:04d}")
+        run_dir = worker.output_dir / sub / variant.name / tag
+        if kind == FINAL:
+            refused = worker._pin_best(variant, frozen, tid)
+            if refused:
+                out = TrialOutcome(variant.name, kind, frozen.number, "FAIL", reason=refused)
+                worker._finish(study, tid, out, {"fail_kind": NO_BEST, "fail_reason": refused})
+                failed.append(out)
+                continue
+            study.sampler = optuna.samplers.RandomSampler(seed=seed)
+        else:
+            study.sampler = make_sampler(spec, variant, frozen.number)
+        trial = optuna.Trial(study, tid)
         try:
             values = spec.space_for(variant).suggest(trial)
-            cfg = trial_config(spec, variant, values, seed=seed, kind=SEARCH)
+            cfg = trial_config(spec, variant, values, seed=seed, kind=kind)
         except Exception as err:  # noqa: BLE001 - recorded as the solo trial's error would be
-            out, at = TrialOutcome(variant.name, SEARCH, frozen.number, "FAIL"), {}
+            out, at = TrialOutcome(variant.name, kind, frozen.number, "FAIL"), {}
             worker._on_error(err, out, at, run_dir)
             worker._finish(study, tid, out, at)
             failed.append(out)
@@ -103,49 +127,54 @@ def _members(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTri
     return members, failed
 
 
-def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]]
-                   ) -> list[TrialOutcome]:
-    """Trains claimed search trials ``[(study, frozen)]`` of ``variant`` as one population."""
+def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTrial]],
+                   kind: str = SEARCH) -> list[TrialOutcome]:
+    """Trains claimed trials ``[(study, frozen)]`` of ``variant`` as one population; ``kind``
+    says whether they are search trials or final re-runs."""
     from rnnbench.population import Population, PopulationUnsupported
     from rnnbench.studies.worker import TrialOutcome
 
     run, spec = worker.run, worker.run.spec
-    members, failed = _members(worker, variant, claims)
+    members, failed = _members(worker, variant, claims, kind)
     if len(members) <= 1:
-        return failed + [worker.run_trial(variant, SEARCH, m["study"], m["frozen"])
+        return failed + [worker.run_trial(variant, kind, m["study"], m["frozen"])
                          for m in members]
     numbers = ", ".join(f"#{m['frozen'].number}" for m in members)
-    worker.log(f"start {variant.name} population of {len(members)}: trials {numbers}")
+    what = "final re-runs" if kind == FINAL else "trials"
+    worker.log(f"start {variant.name} population of {len(members)}: {what} {numbers}")
     for m in members:
         run.storage.set_trial_system_attr(m["tid"], POPULATION_ATTR, len(members))
-    outcomes = [TrialOutcome(variant.name, SEARCH, m["frozen"].number, "FAIL") for m in members]
+    outcomes = [TrialOutcome(variant.name, kind, m["frozen"].number, "FAIL") for m in members]
     attrs: list[dict[str, Any]] = [{} for _ in members]
     with contextlib.ExitStack() as stack:
         for m in members:
             stack.enter_context(Heartbeat(run, m["tid"]))
         try:
-            pop = Population([m["cfg"] for m in members],
+            pop = Population([m["cfg"] for m in members], keep_best=kind == FINAL,
                              callbacks=[_reporter(m["trial"], spec.metric) for m in members])
         except PopulationUnsupported as err:
-            worker.log(f"{variant.name} trials {numbers} run one at a time: {err}")
+            worker.log(f"{variant.name} {what} {numbers} run one at a time: {err}")
             stack.close()
-            return failed + [worker.run_trial(variant, SEARCH, m["study"], m["frozen"])
+            return failed + [worker.run_trial(variant, kind, m["study"], m["frozen"])
                              for m in members]
         except Exception as err:  # noqa: BLE001 - every member's outcome is recorded
             for m, out, at in zip(members, outcomes, attrs):
                 worker._on_error(err, out, at, m["run_dir"])
         else:
-            _fit(worker, pop, members, outcomes, attrs)
+            _fit(worker, pop, members, outcomes, attrs, kind)
     for m, out, at in zip(members, outcomes, attrs):
         worker._finish(m["study"], m["tid"], out, at)
-        worker.log(f"{out.state.lower()} {variant.name} trial #{out.number}" + (
+        label = (f"final seed {m['seed']} " if kind == FINAL else "trial ") + f"#{out.number}"
+        worker.log(f"{out.state.lower()} {variant.name} {label}" + (
             f": {spec.metric} = {out.value:.6g}" if out.value is not None else "")
             + (f" ({out.reason})" if out.reason else ""))
     return failed + outcomes
 
 
-def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: list) -> None:
-    """Fits the population and turns each member's result into its outcome and attributes."""
+def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: list,
+         kind: str = SEARCH) -> None:
+    """Fits the population (final re-runs: and tests it, keeping each member's best state)
+    and turns each member's result into its outcome and attributes."""
     from rnnbench.config import save_config
 
     spec = worker.run.spec
@@ -160,6 +189,12 @@ def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: l
         if worker.stop.is_set():
             raise KeyboardInterrupt
         results = pop.fit()
+        if kind == FINAL:
+            pop.test(members[0]["cfg"]["trainer"].get("limit_test_batches"))
+            for k, m in enumerate(members):
+                if results[k].state == "COMPLETE" and m["cfg"].get("checkpoint", {}).get(
+                        "enabled", True):
+                    pop.save_best(k, Path(m["run_dir"]) / "checkpoints" / "best.ckpt")
     except BaseException as err:  # noqa: BLE001 - every member's outcome is recorded
         for m, out, at in zip(members, outcomes, attrs):
             worker._on_error(err, out, at, m["run_dir"])
@@ -167,7 +202,7 @@ def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: l
     finally:
         worker._in_trial = False
     for m, res, out, at in zip(members, results, outcomes, attrs):
-        at.update(_wandb(worker, m, res))
+        at.update(_wandb(worker, m, res, kind))
         if res.state == "PRUNED":
             out.state, out.reason = "PRUNED", res.reason
             at["prune_reason"] = res.reason
@@ -180,10 +215,10 @@ def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: l
         score_trial(spec.metric, res, res.best_value, res.best_epoch, out, at)
 
 
-def _wandb(worker: Worker, member: dict, res: Any) -> dict[str, Any]:
+def _wandb(worker: Worker, member: dict, res: Any, kind: str = SEARCH) -> dict[str, Any]:
     """The member's own W&B run, written after the population's fit (one run at a time)."""
     m = member
-    logger = worker._wandb_logger(m["cfg"], m["variant"], SEARCH, m["frozen"].number,
+    logger = worker._wandb_logger(m["cfg"], m["variant"], kind, m["frozen"].number,
                                   m["seed"], m["values"])
     if logger is None:
         return {}

@@ -22,6 +22,7 @@ STUDY_KEYS = (
     "name", "description", "variants", "trials_per_variant", "space", "overrides", "sampler",
     "pruner", "metric", "direction", "test_metric", "seeds", "storage", "retries",
     "heartbeat_interval", "grace_period", "paper", "baselines", "population",
+    "final_population",
 )
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -82,6 +83,8 @@ class StudySpec:
             "options"}]`` (:func:`rnnbench.studies.baselines.parse_baselines`).
         population: Search trials of one variant a worker trains together as one batched
             model (:mod:`rnnbench.studies.population`; ``1``: solo; ``auto``: memory-sized).
+        final_population: Final re-runs (seeds) of one variant trained together, per
+            variant name (missing: ``1``, solo).
     """
 
     name: str
@@ -105,6 +108,7 @@ class StudySpec:
     paper: dict[str, str] | None = None
     baselines: list[dict[str, Any]] = field(default_factory=list)
     population: int | str = 1
+    final_population: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._spaces: dict[str, SearchSpace] = {}
@@ -164,6 +168,7 @@ class StudySpec:
             "paper": dict(self.paper) if self.paper else None,
             "baselines": copy.deepcopy(self.baselines),
             "population": self.population,
+            "final_population": dict(self.final_population),
         }
 
     @classmethod
@@ -194,6 +199,7 @@ class StudySpec:
             paper=data.get("paper"),
             baselines=copy.deepcopy(data.get("baselines") or []),
             population=data.get("population", 1),
+            final_population=dict(data.get("final_population") or {}),
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -492,6 +498,7 @@ def parse_study(
         paper=_parse_paper(raw.get("paper")),
         baselines=_parse_baselines(raw.get("baselines"), names),
         population=_parse_population(raw.get("population", 1)),
+        final_population=_parse_final_population(raw.get("final_population", 1), names),
     )
     if spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError("study.grace_period must be longer than study.heartbeat_interval")
@@ -524,6 +531,19 @@ def _parse_population(raw: Any) -> int | str:
         raise ConfigError(f"study.population must be a positive integer (trials of one variant "
                           f"trained together as one batched model) or 'auto', got {raw!r}")
     return raw
+
+
+def _parse_final_population(raw: Any, names: set[str]) -> dict[str, int]:
+    """``study.final_population``: K for every variant, or ``{variant: K}`` (others solo)."""
+    given = raw if isinstance(raw, Mapping) else {n: raw for n in names}
+    bad = [k for k in given if k not in names]
+    if bad or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
+                  for k in given.values()):
+        raise ConfigError(
+            f"study.final_population must be a positive integer (final re-runs of one variant "
+            f"trained together) or a mapping of variant names ({', '.join(sorted(names))}) to "
+            f"one, got {raw!r}")
+    return {k: int(v) for k, v in given.items() if v > 1}
 
 
 __all__ = ["DIRECTIONS", "PRUNERS", "SAMPLERS", "STUDY_KEYS", "StudySpec", "Variant",

@@ -117,14 +117,11 @@ class Worker:
                         self.log(f"lost trial failed and re-queued: {line}")
                     last_sweep = time.monotonic()
                 claim = self.claim()
-                if claim is not None and claim[1] == SEARCH and population_size(run.spec) > 1:
-                    self.outcomes.extend(self._run_population(claim))
-                    patience.ok()
-                    if max_trials and len(self.outcomes) >= max_trials:
-                        break
-                    continue
                 if claim is not None:
-                    self.outcomes.append(self.run_trial(*claim))
+                    together = (population_size(run.spec) if claim[1] == SEARCH
+                                else run.spec.final_population.get(claim[0].name, 1)) > 1
+                    self.outcomes.extend(self._run_population(claim) if together
+                                         else [self.run_trial(*claim)])
                     patience.ok()
                     if max_trials and len(self.outcomes) >= max_trials:
                         break
@@ -179,23 +176,24 @@ class Worker:
         return None
 
     def _run_population(self, claim) -> list[TrialOutcome]:
-        """Claims up to ``study.population - 1`` more search trials of the claimed trial's
-        variant and trains them together (:mod:`rnnbench.studies.population`)."""
-        variant, _, study, frozen = claim
+        """Claims more trials of the claimed one's variant and kind, up to ``study.population``
+        (``final_population``: final re-runs), and trains them together."""
+        variant, kind, study, frozen = claim
         claims = [(study, frozen)]
-        size = self._sizes.get(variant.name)
+        size = self.run.spec.final_population.get(variant.name, 1) if kind == FINAL else \
+            self._sizes.get(variant.name)
         if size is None:  # auto measures a member once per variant
             size = self._sizes[variant.name] = population_size(self.run.spec, variant)
             if self.run.spec.population == "auto":
                 self.log(f"{variant.name}: study.population auto trains up to {size} at once")
         while len(claims) < size:
-            more = self._claim_in(variant, SEARCH)
+            more = self._claim_in(variant, kind)
             if more is None:
                 break
             claims.append((more[2], more[3]))
         if len(claims) == 1:
             return [self.run_trial(*claim)]
-        return run_population(self, variant, claims)
+        return run_population(self, variant, claims, kind)
 
     # ------------------------------------------------------------------ one trial
     def run_trial(self, variant: Variant, kind: str, study: optuna.Study,

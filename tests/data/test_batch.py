@@ -22,6 +22,21 @@ def test_lightning_moves_a_batch_field_by_field_and_keeps_its_type():
     assert moved.mask is None and moved.labels is None  # None fields stay in place
 
 
+def test_lightning_moves_a_batch_with_its_own_to(monkeypatch):
+    calls = []
+    real = Batch.to
+
+    def spy(self, device, non_blocking=False):
+        calls.append((str(device), non_blocking))
+        return real(self, device, non_blocking=non_blocking)
+
+    monkeypatch.setattr(Batch, "to", spy)
+    batch = Batch(torch.zeros(2, 3), torch.ones(2, 3))
+    moved = move_data_to_device(batch, torch.device("cpu"))
+    assert calls == [("cpu", False)]  # one call, not a walk over the fields
+    assert moved.inputs is batch.inputs  # already there: no copy
+
+
 def test_as_batch_wraps_pairs_and_refuses_positional_extras():
     x, y = torch.zeros(2, 3), torch.zeros(2, 3)
     assert as_batch((x, y)) == Batch(x, y)

@@ -108,3 +108,62 @@ def test_auto_population_study_runs_members_together(tiny, tmp_path):
     assert sum("population auto trains up to" in line for line in lines) == 1  # once
     assert any("population of 3" in line for line in lines)
     assert [t.state for t in run.trials(spec.variants[0], SEARCH)] == [TrialState.COMPLETE] * 3
+
+
+def _finals(tiny, tmp_path, final_population: str):
+    spec = tiny("study.variants=[gru]", "study.trials_per_variant=1", "study.seeds=3",
+                f"study.final_population={final_population}", "checkpoint.enabled=true",
+                "study.space.lr=[0.3]", "study.space.optimizer=[adam]", "trainer.max_epochs=4",
+                "study.pruner={name: none}")
+    preflight(spec)
+    run = StudyRun.create(spec, f"sqlite:///{tmp_path}/finals{final_population}.db")
+    run.prepare()
+    lines: list[str] = []
+    Worker(run, output_dir=tmp_path / f"out{final_population}", log=lines.append).loop()
+    return run, spec, lines
+
+
+def test_final_population_reruns_match_solo_reruns_and_leave_a_usable_model(tiny, tmp_path):
+    """study.final_population: the seeds of a variant's best configuration train together,
+    each tested with its best-validation weights, stored as solo re-runs are, each leaving a
+    best.ckpt that loads; their test figures equal the solo re-runs'."""
+    from rnnbench.inference import load_model
+    from rnnbench.studies.trials import FINAL
+
+    run, spec, lines = _finals(tiny, tmp_path, "3")
+    assert any("population of 3: final re-runs #0, #1, #2" in line for line in lines)
+    finals = run.trials(spec.variants[0], FINAL)
+    solo, _, solo_lines = _finals(tiny, tmp_path, "1")
+    assert not any("population of" in line for line in solo_lines)
+    solo_finals = solo.trials(spec.variants[0], FINAL)
+    assert [t.state for t in finals] == [TrialState.COMPLETE] * 3 == \
+        [t.state for t in solo_finals]
+    test_metric = spec.test_metric or spec.metric.replace("val/", "test/")
+    for pop_t, solo_t in zip(finals, solo_finals):
+        assert pop_t.user_attrs["seed"] == solo_t.user_attrs["seed"]
+        assert set(pop_t.user_attrs) == set(solo_t.user_attrs)
+        assert set(pop_t.user_attrs["metrics"]) == set(solo_t.user_attrs["metrics"])
+        assert pop_t.params == solo_t.params
+        assert pop_t.value == pytest.approx(solo_t.value, rel=1e-4)
+        assert pop_t.user_attrs["best_epoch"] == solo_t.user_attrs["best_epoch"]
+        assert pop_t.user_attrs["metrics"][test_metric] == pytest.approx(
+            solo_t.user_attrs["metrics"][test_metric], rel=1e-4)
+        model = load_model(pop_t.user_attrs["run_dir"])
+        assert model.checkpoint.name == "best.ckpt"
+        assert model.module.hparams.cell == "gru"
+    # A member whose best epoch is not its last: testing took its best weights, not its last.
+    assert any(t.user_attrs["best_epoch"] < 4 for t in finals)
+    seeds = [t.user_attrs["seed"] for t in finals]
+    assert len(set(seeds)) == 3  # each member its own seed (and data order)
+    values = [t.user_attrs["metrics"][test_metric] for t in finals]
+    assert len(set(values)) == 3
+
+
+def test_final_population_is_a_count_or_a_count_per_variant(tiny):
+    assert tiny("study.final_population=4").final_population == {
+        "rnn_tanh": 4, "lstm": 4, "gru": 4}
+    assert tiny("study.final_population={gru: 5}").final_population == {"gru": 5}
+    assert tiny().final_population == {}
+    for bad in ("0", "{lstmm: 2}", "{gru: two}"):
+        with pytest.raises(ConfigError, match="study.final_population must be"):
+            tiny(f"study.final_population={bad}")
