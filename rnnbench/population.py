@@ -53,6 +53,7 @@ class MemberResult:
     best_value: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
     losses: list[float] = field(default_factory=list)  # per training step (record_losses)
+    log: list[dict[str, float]] = field(default_factory=list)  # per epoch, as metrics.csv
     num_parameters: int = 0
     hidden_size: int = 0
     wall_time_s: float = 0.0
@@ -76,6 +77,7 @@ class _Member:
         self.result = MemberResult(index, num_parameters=module.num_parameters(),
                                    hidden_size=int(hp.hidden_size))
         self.active = True
+        self.steps, self.loss_sum, self.units = 0, 0.0, 0.0  # this epoch's: for the log
 
 
 class _Head(nn.Module):
@@ -190,9 +192,12 @@ class Population:
         for epoch in range(1, max_epochs + 1):
             if not self._active():
                 break
+            start, size = time.perf_counter(), len(self._active())
             self._train_epoch(trainer.get("limit_train_batches"))
             metrics = self.evaluate("val", trainer.get("limit_val_batches"))
+            share = (time.perf_counter() - start) / size  # each member's part of the epoch
             for m in self._active():
+                self._log_epoch(m, epoch, share, metrics.get(m.index, {}))
                 self._end_epoch(m, epoch, metrics.get(m.index, {}))
         wall = time.perf_counter() - t0
         for m in self.members:
@@ -215,7 +220,10 @@ class Population:
             m.dm.setup("test")
             m.test_loader = m.dm.test_dataloader()
         for index, metrics in self.evaluate("test", limit).items():
-            self.members[index].result.metrics.update(metrics)
+            res = self.members[index].result
+            res.metrics.update(metrics)
+            res.log.append({"epoch": (res.best_epoch or 1) - 1,
+                            "step": self.members[index].steps, **metrics})
         wall = time.perf_counter() - self._t0
         for m in self.members:
             m.result.wall_time_s = wall
@@ -238,6 +246,17 @@ class Population:
 
     def _active(self) -> list[_Member]:
         return [m for m in self.members if m.active]
+
+    @staticmethod
+    def _log_epoch(m: _Member, epoch: int, share: float, metrics: dict[str, float]) -> None:
+        """The member's row of its epoch: what a solo run's ``metrics.csv`` holds then. Its
+        throughput is over its share of the population's time (time / members)."""
+        units = max(m.units, 1.0)
+        m.result.log.append({"epoch": epoch - 1, "step": m.steps,
+                             "train/loss_epoch": m.loss_sum / units,
+                             "train/tokens_per_s": m.units / share if share > 0 else math.nan,
+                             **metrics})
+        m.loss_sum, m.units = 0.0, 0.0
 
     def _backbone(self, members: list[_Member]) -> PopulationBackbone:
         key = tuple(m.index for m in members)
@@ -290,7 +309,7 @@ class Population:
                 total = loss * targets.shape[2]  # sum over the window's steps, mean over rows
             finite = torch.isfinite(loss.detach()).tolist()  # one host sync, as solo on CPU
             total.sum().backward()
-            values = loss.detach().tolist()
+            values, counts = loss.detach().tolist(), count.tolist()
         finally:
             for m in members:
                 m.module._noise.restore()  # updates (and a failed step) leave clean weights
@@ -303,6 +322,8 @@ class Population:
                 continue
             if self.record_losses:
                 m.result.losses.append(values[k])
+            m.steps, m.loss_sum, m.units = (m.steps + 1, m.loss_sum + values[k] * counts[k],
+                                            m.units + counts[k])
             params = [p for p in m.params if p.grad is not None]
             clip = m.module.hparams.clip
             if clip:

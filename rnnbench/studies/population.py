@@ -15,6 +15,7 @@ final re-runs do.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -202,6 +203,7 @@ def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: l
     finally:
         worker._in_trial = False
     for m, res, out, at in zip(members, results, outcomes, attrs):
+        _write_log(Path(m["run_dir"]) / "metrics.csv", res.log)
         at.update(_wandb(worker, m, res, kind))
         if res.state == "PRUNED":
             out.state, out.reason = "PRUNED", res.reason
@@ -213,6 +215,23 @@ def _fit(worker: Worker, pop: Any, members: list[dict], outcomes: list, attrs: l
                       fail_reason=res.reason[:2000])
             continue
         score_trial(spec.metric, res, res.best_value, res.best_epoch, out, at)
+
+
+def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
+    """A member's epochs as the ``metrics.csv`` a solo run writes (what reports read)."""
+    if not rows:
+        return
+    from rnnbench.atomic import write_atomic
+
+    keys = ["epoch", "step", *sorted({k for r in rows for k in r} - {"epoch", "step"})]
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            out = csv.DictWriter(fh, fieldnames=keys)
+            out.writeheader()
+            out.writerows(rows)
+
+    write_atomic(path, write, durable=True)
 
 
 def _wandb(worker: Worker, member: dict, res: Any, kind: str = SEARCH) -> dict[str, Any]:

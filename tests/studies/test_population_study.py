@@ -148,6 +148,17 @@ def test_final_population_reruns_match_solo_reruns_and_leave_a_usable_model(tiny
         assert pop_t.user_attrs["best_epoch"] == solo_t.user_attrs["best_epoch"]
         assert pop_t.user_attrs["metrics"][test_metric] == pytest.approx(
             solo_t.user_attrs["metrics"][test_metric], rel=1e-4)
+        # Its metrics.csv has what a solo run's has for the report (curves, tokens/s).
+        from rnnbench.report.tables import read_log
+
+        pop_log, solo_log = (read_log(t.user_attrs["run_dir"]) for t in (pop_t, solo_t))
+        assert {"epoch", "step", spec.metric, test_metric, "train/tokens_per_s",
+                "train/loss_epoch"} <= set(pop_log.columns)
+        assert pop_log[spec.metric].dropna().tolist() == pytest.approx(
+            solo_log[spec.metric].dropna().tolist(), rel=1e-4)
+        assert pop_log["step"].max() == solo_log["step"].max()
+        assert pop_log["train/loss_epoch"].dropna().tolist() == pytest.approx(
+            solo_log["train/loss_epoch"].dropna().tolist(), rel=1e-4)
         model = load_model(pop_t.user_attrs["run_dir"])
         assert model.checkpoint.name == "best.ckpt"
         assert model.module.hparams.cell == "gru"
