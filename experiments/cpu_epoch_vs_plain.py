@@ -4,6 +4,7 @@ Usage:
     python experiments/cpu_epoch_vs_plain.py [--cells lstm gru rnn_tanh] [--rounds 2]
     python experiments/cpu_epoch_vs_plain.py --denormals            # tanh, flush on vs off
     python experiments/cpu_epoch_vs_plain.py --quick                # a smoke run (tests)
+    python experiments/cpu_epoch_vs_plain.py --breakdown [--cells lstm]  # where an epoch goes
 
 The job is the main job's (``configs/experiment/chung2014_jsb.yaml``): JSB Chorales, batches
 of 4 pieces of similar length, ~20K parameters per cell, Adam, gradient clipping at 1 and a
@@ -18,6 +19,12 @@ around the same work). The figure is the median epoch after the first, so start-
 and the first epoch's warm-up stay out: differencing whole processes, as first tried, was
 swamped by start-up jitter of several seconds on a shared machine. Rounds alternate the
 contestants, so machine noise falls on all of them; each figure is the median over rounds.
+
+``--breakdown`` splits one ``rnnbench fit`` epoch per cell by CPU time of the process's
+thread (``time.thread_time``, less disturbed by other jobs than wall time): training steps
+(and within them forward, backward, clipping, optimiser), the validation loop, checkpoint
+writes, collating and moving batches, and the rest, which is Lightning's loop and hooks;
+beside it the plain loop's epoch split the same way.
 
 ``--denormals`` runs the tanh RNN's plain loop and ``rnnbench fit`` with
 ``torch.set_flush_denormal`` off and on (``flush_denormal: true`` in a config; off by
@@ -71,20 +78,32 @@ def _plain_child(cell: str, epochs: int, limit: int | None, flush: bool) -> None
         mask = batch.mask.to(per_frame.dtype)
         return (per_frame * mask).sum(), mask.sum()
 
-    val, times = float("nan"), []
+    val, times, cpu = float("nan"), [], []  # cpu: per epoch, CPU seconds of its parts
     for _ in range(epochs):
-        t0 = time.perf_counter()
-        for batch in dm.train_dataloader():
+        t0, c0 = time.perf_counter(), time.thread_time()
+        parts = dict.fromkeys(("collating batches", "training steps", "validation loop"), 0.0)
+        loader = iter(dm.train_dataloader())
+        while True:
+            c = time.thread_time()
+            batch = next(loader, None)
+            parts["collating batches"] += time.thread_time() - c
+            if batch is None:
+                break
+            c = time.thread_time()
             total, frames = nll(batch)
             opt.zero_grad(set_to_none=True)
             (total / frames).backward()
             torch.nn.utils.clip_grad_norm_(params, CLIP)
             opt.step()
+            parts["training steps"] += time.thread_time() - c
+        c = time.thread_time()
         with torch.no_grad():
             sums = [nll(b) for b in dm.val_dataloader()]
         val = float(sum(s for s, _ in sums) / sum(n for _, n in sums))
+        parts["validation loop"] += time.thread_time() - c
         times.append(time.perf_counter() - t0)
-    print(json.dumps({"val_nll": val, "hidden": hidden, "epoch_s": times}))
+        cpu.append({"epoch": time.thread_time() - c0, **parts})
+    print(json.dumps({"val_nll": val, "hidden": hidden, "epoch_s": times, "cpu": cpu}))
 
 
 def _rnnbench_child(cell: str, epochs: int, limit: int | None, flush: bool, out: str) -> None:
@@ -120,6 +139,99 @@ def _rnnbench_child(cell: str, epochs: int, limit: int | None, flush: bool, out:
     clock = EpochClock()
     result = run(load_config(PRESET, overrides), callbacks=[clock], test=False)
     print(json.dumps({"val_nll": result.metrics.get("val/nll"), "epoch_s": clock.times}))
+
+
+def _breakdown_child(cell: str, epochs: int, limit: int | None, out: str) -> None:
+    """CPU seconds per epoch of ``rnnbench fit``'s parts, by wrapping them (fresh process)."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.strategies import Strategy
+
+    import rnnbench.data.sequence as seq
+    from rnnbench.config import load_config
+    from rnnbench.module import RNNModule
+    from rnnbench.train import run
+
+    torch.set_num_threads(1)
+    clock, spent = time.thread_time, {}
+
+    def wrap(owner, name: str, key: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            t0 = clock()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[key] = spent.get(key, 0.0) + clock() - t0
+
+        setattr(owner, name, timed)
+
+    for owner, name, key in [
+            (RNNModule, "training_step", "training steps"), (torch.Tensor, "backward", "backward"),
+            (torch.nn.utils, "clip_grad_norm_", "clipping"), (torch.optim.Adam, "step",
+                                                               "optimiser step"),  # the preset's
+            (seq, "pad_collate", "collating batches"), (Strategy, "batch_to_device",
+                                                         "moving batches"),
+            (L.Trainer, "save_checkpoint", "checkpoint writes")]:
+        wrap(owner, name, key)
+
+    class Clock(L.Callback):
+        def __init__(self) -> None:
+            self.rows: list[dict[str, float]] = []
+            self.mark: tuple[float, dict] | None = None
+
+        def on_validation_start(self, trainer, pl_module) -> None:
+            self.v0 = clock()
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            spent["validation loop"] = spent.get("validation loop", 0.0) + clock() - self.v0
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            now = clock()
+            if self.mark is not None:
+                t0, before = self.mark
+                self.rows.append({"epoch": now - t0, **{k: v - before.get(k, 0.0)
+                                                        for k, v in spent.items()}})
+            self.mark = (now, dict(spent))
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            self.on_train_epoch_start(trainer, pl_module)
+
+    overrides = [f"model.cell={cell}", f"trainer.max_epochs={epochs}", f"logging.dir={out}"]
+    if limit:
+        overrides.append(f"data.limit_pieces={limit}")
+    clock_cb = Clock()
+    run(load_config(PRESET, overrides), callbacks=[clock_cb], test=False)
+    rows = clock_cb.rows[1:] or clock_cb.rows
+    print(json.dumps({k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[-1]}))
+
+
+def _print_breakdown(cells: list[str], epochs: int, limit: int | None, tmp: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    for cell in cells:
+        cmd = [sys.executable, __file__, "--child-breakdown", cell, "--epochs", str(epochs),
+               "--out", str(tmp / "breakdown" / cell), *(["--limit", str(limit)] if limit else [])]
+        got = json.loads(_run(cmd, env)[1].strip().splitlines()[-1])
+        epoch = got.pop("epoch")
+        plain = json.loads(_run(_command("plain", cell, epochs, limit, False, tmp), env)[1]
+                           .strip().splitlines()[-1])["cpu"][1:]
+        plain = {k: statistics.median(r[k] for r in plain) for k in plain[0]}
+        parts = {k: v for k, v in got.items()
+                 if k not in ("backward", "clipping", "optimiser step")}
+        rest = epoch - sum(parts.values())
+        print(f"\n{cell}: CPU ms per epoch (median of epochs 2..{epochs}), one thread")
+        print("| part | rnnbench fit | share | plain loop |\n|---|---:|---:|---:|")
+        for k, v in [*parts.items(), ("Lightning's loop, hooks and logging (the rest)", rest)]:
+            mine = f"{plain[k] * 1e3:.1f}" if k in plain else "-"
+            print(f"| {k} | {v * 1e3:.1f} | {v / epoch:.0%} | {mine} |")
+            if k == "training steps":
+                for sub in ("backward", "clipping", "optimiser step"):
+                    if sub in got:
+                        print(f"| - of which {sub} | {got[sub] * 1e3:.1f} | "
+                              f"{got[sub] / epoch:.0%} | |")
+        print(f"| **epoch** | **{epoch * 1e3:.1f}** | | **{plain['epoch'] * 1e3:.1f}** |")
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -165,10 +277,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="first N pieces of each split")
     ap.add_argument("--denormals", action="store_true")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="split rnnbench's epoch by CPU time instead of racing the plain loop")
     ap.add_argument("--quick", action="store_true", help="2 epochs, 8 pieces, 1 round")
     ap.add_argument("--out", type=Path, default=Path("/tmp/rnnbench_cpu_epoch"))
     ap.add_argument("--child-plain", help=argparse.SUPPRESS)
     ap.add_argument("--child-rnnbench", help=argparse.SUPPRESS)
+    ap.add_argument("--child-breakdown", help=argparse.SUPPRESS)
     ap.add_argument("--flush", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_plain:
@@ -176,8 +291,12 @@ def main() -> None:
     if args.child_rnnbench:
         return _rnnbench_child(args.child_rnnbench, args.epochs, args.limit, args.flush,
                                str(args.out))
+    if args.child_breakdown:
+        return _breakdown_child(args.child_breakdown, args.epochs, args.limit, str(args.out))
     if args.quick:
         args.epochs, args.rounds, args.limit = 2, 1, 8
+    if args.breakdown:
+        return _print_breakdown(args.cells, max(args.epochs, 3), args.limit, args.out)
     if args.denormals:
         contestants = [(w, "rnn_tanh", f) for w in ("plain", "rnnbench") for f in (False, True)]
     else:
