@@ -84,5 +84,10 @@ def fused_segments(
             t0 = end
         final = tuple(torch.where(row_end == end, s, f) for s, f in zip(state, final))
     hidden = state[0].size(-1)
-    y = torch.cat(outs, dim=1) if outs else x.new_zeros(batch, 0, hidden)  # (B, max len, H)
-    return F.pad(y, (0, 0, 0, steps - y.size(1))), final  # (B, T, H), each (L, B, H)
+    if len(outs) == 1:
+        y = outs[0]  # (B, max len, H): one segment, no copy
+    else:
+        y = torch.cat(outs, dim=1) if outs else x.new_zeros(batch, 0, hidden)  # (B, max len, H)
+    if y.size(1) < steps:
+        y = F.pad(y, (0, 0, 0, steps - y.size(1)))  # (B, T, H)
+    return y, final  # (B, T, H), each (L, B, H)
