@@ -52,11 +52,14 @@ def population_size(spec: StudySpec, variant: Variant | None = None,
 
     ``auto``: as many as fit in half the device's free memory (``budget`` bytes when given),
     from one member's bytes measured by :func:`rnnbench.population.member_bytes` (a worker
-    asks once per variant), at most ``AUTO_CAP``; without a variant, the cap (whether
-    populations are on at all).
+    asks once per variant), at most ``AUTO_CAP``. Without a variant: the largest any variant
+    may get (whether populations are on at all), the cap for ``auto``.
     """
-    if spec.population != "auto":
-        return int(spec.population)
+    raw = declared_population(spec, variant)
+    if isinstance(raw, dict):
+        return max([AUTO_CAP if v == "auto" else int(v) for v in raw.values()] or [1])
+    if raw != "auto":
+        return int(raw)
     if variant is None:
         return AUTO_CAP
     from rnnbench.population import _device, member_bytes, memory_budget
@@ -65,6 +68,15 @@ def population_size(spec: StudySpec, variant: Variant | None = None,
     need = member_bytes(cfg)
     have = memory_budget(_device(cfg)) if budget is None else int(budget)
     return max(1, min(AUTO_CAP, have // max(need, 1)))
+
+
+def declared_population(spec: StudySpec, variant: Variant | None) -> int | str | dict:
+    """``study.population`` as written for ``variant`` (a count or ``auto``; missing from a
+    per-variant mapping: 1), or, without a variant, as written."""
+    raw = spec.population
+    if variant is None or not isinstance(raw, dict):
+        return raw
+    return raw.get(variant.name, 1)
 
 
 def _reporter(trial: optuna.Trial, metric: str) -> Callable[[int, dict], str | None]:
@@ -251,4 +263,4 @@ def _wandb(worker: Worker, member: dict, res: Any, kind: str = SEARCH) -> dict[s
         finish()
 
 
-__all__ = ["AUTO_CAP", "population_size", "run_population"]
+__all__ = ["AUTO_CAP", "declared_population", "population_size", "run_population"]

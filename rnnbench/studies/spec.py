@@ -82,7 +82,8 @@ class StudySpec:
         baselines: Models without recurrence scored beside the variants, ``[{"name",
             "options"}]`` (:func:`rnnbench.studies.baselines.parse_baselines`).
         population: Search trials of one variant a worker trains together as one batched
-            model (:mod:`rnnbench.studies.population`; ``1``: solo; ``auto``: memory-sized).
+            model (:mod:`rnnbench.studies.population`; ``1``: solo; ``auto``: memory-sized),
+            or per variant name (missing: ``1``).
         final_population: Final re-runs (seeds) of one variant trained together, per
             variant name (missing: ``1``, solo).
     """
@@ -107,7 +108,7 @@ class StudySpec:
     source: str | None = None
     paper: dict[str, str] | None = None
     baselines: list[dict[str, Any]] = field(default_factory=list)
-    population: int | str = 1
+    population: int | str | dict[str, int | str] = 1
     final_population: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -497,8 +498,9 @@ def parse_study(
         source=source,
         paper=_parse_paper(raw.get("paper")),
         baselines=_parse_baselines(raw.get("baselines"), names),
-        population=_parse_population(raw.get("population", 1)),
-        final_population=_parse_final_population(raw.get("final_population", 1), names),
+        population=_parse_counts(raw.get("population", 1), names, "population", auto=True),
+        final_population=_per_variant(_parse_counts(
+            raw.get("final_population", 1), names, "final_population", auto=False), names),
     )
     if spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError("study.grace_period must be longer than study.heartbeat_interval")
@@ -525,24 +527,26 @@ def parse_study(
     return spec
 
 
-def _parse_population(raw: Any) -> int | str:
-    """``study.population``: a positive count of trials trained as one model, or ``auto``."""
-    if raw != "auto" and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
-        raise ConfigError(f"study.population must be a positive integer (trials of one variant "
-                          f"trained together as one batched model) or 'auto', got {raw!r}")
-    return raw
-
-
-def _parse_final_population(raw: Any, names: set[str]) -> dict[str, int]:
-    """``study.final_population``: K for every variant, or ``{variant: K}`` (others solo)."""
+def _parse_counts(raw: Any, names: set[str], key: str, auto: bool) -> Any:
+    """``study.population`` / ``final_population``: trials of one variant trained together as
+    one batched model, for every variant or as ``{variant: count}`` (the others solo)."""
     given = raw if isinstance(raw, Mapping) else {n: raw for n in names}
-    bad = [k for k in given if k not in names]
-    if bad or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
-                  for k in given.values()):
+
+    def ok(v: Any) -> bool:
+        return (auto and v == "auto") or (isinstance(v, int) and not isinstance(v, bool)
+                                          and v >= 1)
+
+    if any(k not in names for k in given) or not all(ok(v) for v in given.values()):
         raise ConfigError(
-            f"study.final_population must be a positive integer (final re-runs of one variant "
-            f"trained together) or a mapping of variant names ({', '.join(sorted(names))}) to "
-            f"one, got {raw!r}")
+            f"study.{key} must be a positive integer (trials of one variant trained together "
+            f"as one batched model){', auto' if auto else ''} or a mapping of variant names "
+            f"({', '.join(sorted(names))}) to one, got {raw!r}")
+    return dict(given) if isinstance(raw, Mapping) else raw
+
+
+def _per_variant(counts: Any, names: set[str]) -> dict[str, int]:
+    """``{variant: count}`` of the variants trained together (count > 1)."""
+    given = counts if isinstance(counts, Mapping) else dict.fromkeys(names, counts)
     return {k: int(v) for k, v in given.items() if v > 1}
 
 

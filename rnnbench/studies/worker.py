@@ -32,7 +32,7 @@ from rnnbench.studies.ledger import (
     stored_spec,
 )
 from rnnbench.studies.outcome import TrialOutcome, score_trial
-from rnnbench.studies.population import population_size, run_population
+from rnnbench.studies.population import declared_population, population_size, run_population
 from rnnbench.studies.retry import Patience, patience_of
 from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
@@ -184,7 +184,7 @@ class Worker:
             self._sizes.get(variant.name)
         if size is None:  # auto measures a member once per variant
             size = self._sizes[variant.name] = population_size(self.run.spec, variant)
-            if self.run.spec.population == "auto":
+            if declared_population(self.run.spec, variant) == "auto":
                 self.log(f"{variant.name}: study.population auto trains up to {size} at once")
         while len(claims) < size:
             more = self._claim_in(variant, kind)

@@ -75,6 +75,26 @@ def test_population_must_be_a_positive_count_or_auto(tiny):
     assert tiny("study.population=auto").population == "auto"
     with pytest.raises(ConfigError, match="study.population must be a positive integer"):
         tiny("study.population=0")
+    assert tiny("study.population={gru: 4, lstm: auto}").population == {"gru": 4, "lstm": "auto"}
+    for bad in ("{lstmm: 2}", "{gru: 0}", "{gru: true}"):
+        with pytest.raises(ConfigError, match="study.population must be"):
+            tiny(f"study.population={bad}")
+
+
+def test_population_per_variant_trains_only_the_named_variants_together(tiny, tmp_path):
+    """On CPU the LSTM's fused kernel beats a population of LSTMs: ``{gru: 2}`` keeps it solo."""
+    spec = tiny("study.variants=[lstm, gru]", "study.trials_per_variant=2", "study.seeds=0",
+                "study.population={gru: 2}", "study.pruner={name: none}")
+    preflight(spec)
+    run = StudyRun.create(spec, f"sqlite:///{tmp_path}/pervariant.db")
+    run.prepare()
+    lines: list[str] = []
+    Worker(run, output_dir=spec.output_dir, log=lines.append).loop()
+    assert any("start gru population of 2" in line for line in lines)
+    assert not any("lstm population" in line for line in lines)
+    assert sum("start lstm trial" in line for line in lines) == 2
+    for v in spec.variants:
+        assert [t.state for t in run.trials(v, SEARCH)] == [TrialState.COMPLETE] * 2
 
 
 
