@@ -102,7 +102,7 @@ def _plain_child(cell: str, epochs: int, limit: int | None, flush: bool) -> None
         val = float(sum(s for s, _ in sums) / sum(n for _, n in sums))
         parts["validation loop"] += time.thread_time() - c
         times.append(time.perf_counter() - t0)
-        cpu.append({"epoch": time.thread_time() - c0, **parts})
+        cpu.append({"epoch": time.thread_time() - c0, "wall": times[-1], **parts})
     print(json.dumps({"val_nll": val, "hidden": hidden, "epoch_s": times, "cpu": cpu}))
 
 
@@ -188,12 +188,12 @@ def _breakdown_child(cell: str, epochs: int, limit: int | None, out: str) -> Non
             spent["validation loop"] = spent.get("validation loop", 0.0) + clock() - self.v0
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
-            now = clock()
+            now, wall = clock(), time.perf_counter()
             if self.mark is not None:
-                t0, before = self.mark
-                self.rows.append({"epoch": now - t0, **{k: v - before.get(k, 0.0)
-                                                        for k, v in spent.items()}})
-            self.mark = (now, dict(spent))
+                t0, w0, before = self.mark
+                self.rows.append({"epoch": now - t0, "wall": wall - w0,
+                                  **{k: v - before.get(k, 0.0) for k, v in spent.items()}})
+            self.mark = (now, wall, dict(spent))
 
         def on_train_end(self, trainer, pl_module) -> None:
             self.on_train_epoch_start(trainer, pl_module)
@@ -214,7 +214,7 @@ def _print_breakdown(cells: list[str], epochs: int, limit: int | None, tmp: Path
         cmd = [sys.executable, __file__, "--child-breakdown", cell, "--epochs", str(epochs),
                "--out", str(tmp / "breakdown" / cell), *(["--limit", str(limit)] if limit else [])]
         got = json.loads(_run(cmd, env)[1].strip().splitlines()[-1])
-        epoch = got.pop("epoch")
+        epoch, wall = got.pop("epoch"), got.pop("wall")
         plain = json.loads(_run(_command("plain", cell, epochs, limit, False, tmp), env)[1]
                            .strip().splitlines()[-1])["cpu"][1:]
         plain = {k: statistics.median(r[k] for r in plain) for k in plain[0]}
@@ -232,6 +232,8 @@ def _print_breakdown(cells: list[str], epochs: int, limit: int | None, tmp: Path
                         print(f"| - of which {sub} | {got[sub] * 1e3:.1f} | "
                               f"{got[sub] / epoch:.0%} | |")
         print(f"| **epoch** | **{epoch * 1e3:.1f}** | | **{plain['epoch'] * 1e3:.1f}** |")
+        print(f"| epoch, wall clock (CPU time plus waiting) | {wall * 1e3:.1f} | | "
+              f"{plain['wall'] * 1e3:.1f} |")
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:

@@ -394,7 +394,9 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         except NonFiniteLossError:
             self._noise.restore()  # the run stops here: leave the clean weights behind
             raise
-        opt.optimizer.zero_grad(set_to_none=True)
+        for group in opt.param_groups:  # zero_grad(set_to_none=True) without its wrappers
+            for p in group["params"]:
+                p.grad = None
         if self.hparams.loss_reduction == "sum_time" and steps:
             loss = loss * steps  # sum over the window's steps, mean over rows
         if plain:
