@@ -499,8 +499,8 @@ def parse_study(
         paper=_parse_paper(raw.get("paper")),
         baselines=_parse_baselines(raw.get("baselines"), names),
         population=_parse_counts(raw.get("population", 1), names, "population", auto=True),
-        final_population=_per_variant(_parse_counts(
-            raw.get("final_population", 1), names, "final_population", auto=False), names),
+        final_population=_parse_counts(raw.get("final_population", 1), names,
+                                       "final_population", auto=False),
     )
     if spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError("study.grace_period must be longer than study.heartbeat_interval")
@@ -528,26 +528,18 @@ def parse_study(
 
 
 def _parse_counts(raw: Any, names: set[str], key: str, auto: bool) -> Any:
-    """``study.population`` / ``final_population``: trials of one variant trained together as
-    one batched model, for every variant or as ``{variant: count}`` (the others solo)."""
-    given = raw if isinstance(raw, Mapping) else {n: raw for n in names}
-
-    def ok(v: Any) -> bool:
-        return (auto and v == "auto") or (isinstance(v, int) and not isinstance(v, bool)
-                                          and v >= 1)
-
-    if any(k not in names for k in given) or not all(ok(v) for v in given.values()):
+    """``study.population`` (``auto`` allowed) or ``final_population``: trials of one variant
+    trained together as one batched model, for every variant or as ``{variant: count}``."""
+    given = raw if isinstance(raw, Mapping) else dict.fromkeys(names, raw)
+    if any(k not in names for k in given) or not all(
+            (auto and v == "auto") or (type(v) is int and v >= 1) for v in given.values()):
         raise ConfigError(
             f"study.{key} must be a positive integer (trials of one variant trained together "
             f"as one batched model){', auto' if auto else ''} or a mapping of variant names "
             f"({', '.join(sorted(names))}) to one, got {raw!r}")
+    if not auto:  # final_population: {variant: count} of the variants trained together
+        return {k: v for k, v in given.items() if v > 1}
     return dict(given) if isinstance(raw, Mapping) else raw
-
-
-def _per_variant(counts: Any, names: set[str]) -> dict[str, int]:
-    """``{variant: count}`` of the variants trained together (count > 1)."""
-    given = counts if isinstance(counts, Mapping) else dict.fromkeys(names, counts)
-    return {k: int(v) for k, v in given.items() if v > 1}
 
 
 __all__ = ["DIRECTIONS", "PRUNERS", "SAMPLERS", "STUDY_KEYS", "StudySpec", "Variant",
