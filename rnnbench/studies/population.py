@@ -37,7 +37,7 @@ from rnnbench.studies.outcome import score_trial
 from rnnbench.studies.pruning import MissingMetricError
 from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
-from rnnbench.studies.trials import FINAL, SEARCH, trial_config
+from rnnbench.studies.trials import FINAL, SEARCH, trial_config, trial_dir
 from rnnbench.tracking import finish, run_attrs
 
 if TYPE_CHECKING:
@@ -111,9 +111,7 @@ def _members(worker: Worker, variant: Variant, claims: list[tuple[Any, FrozenTri
                            ("worker_id", worker.worker_id)):
             run.storage.set_trial_user_attr(tid, key, value)
         seed = int(frozen.user_attrs.get("seed", spec.config.get("seed", 0) or 0))
-        sub, tag = ("final", f"{frozen.number:04d}-seed{seed}") if kind == FINAL else \
-            ("trials", f"{frozen.number:04d}")
-        run_dir = worker.output_dir / sub / variant.name / tag
+        run_dir = trial_dir(worker.output_dir, variant, kind, frozen.number, seed)
         if kind == FINAL:
             refused = worker._pin_best(variant, frozen, tid)
             if refused:

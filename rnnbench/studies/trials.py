@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rnnbench.config import validate_config
@@ -33,6 +34,14 @@ def trial_config(spec: StudySpec, variant: Variant, values: dict[str, Any], *, s
     cfg.pop("description", None)
     validate_config(cfg)
     return cfg
+
+
+def trial_dir(output_dir: Path, variant: Variant, kind: str, number: int, seed: int) -> Path:
+    """A trial's run folder: ``trials/{variant}/{number}``, ``final/{variant}/{number}-seed{seed}``
+    for a final re-run."""
+    if kind == FINAL:
+        return Path(output_dir) / "final" / variant.name / f"{number:04d}-seed{seed}"
+    return Path(output_dir) / "trials" / variant.name / f"{number:04d}"
 
 
 def all_values(spec: StudySpec, variant: Variant, params: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from rnnbench.studies.retry import Patience, patience_of
 from rnnbench.studies.samplers import make_sampler
 from rnnbench.studies.spec import StudySpec, Variant
 from rnnbench.studies.storage import error_line, is_transient, open_storage, parse_storage_url
-from rnnbench.studies.trials import FINAL, SEARCH, all_values, trial_config
+from rnnbench.studies.trials import FINAL, SEARCH, all_values, trial_config, trial_dir
 from rnnbench.tracking import define_objective, finish, run_attrs, update_summary
 
 DDP_ENV = "RNNBENCH_DDP_TRIAL"
@@ -117,11 +117,8 @@ class Worker:
                         self.log(f"lost trial failed and re-queued: {line}")
                     last_sweep = time.monotonic()
                 claim = self.claim()
-                if claim is not None:
-                    together = (population_size(run.spec) if claim[1] == SEARCH
-                                else run.spec.final_population.get(claim[0].name, 1)) > 1
-                    self.outcomes.extend(self._run_population(claim) if together
-                                         else [self.run_trial(*claim)])
+                if claim is not None:  # alone, or with more of its kind (a population)
+                    self.outcomes.extend(self._run_population(claim))
                     patience.ok()
                     if max_trials and len(self.outcomes) >= max_trials:
                         break
@@ -264,9 +261,7 @@ class Worker:
         else:
             study.sampler = make_sampler(spec, variant, number)
         trial = optuna.Trial(study, tid)
-        sub, tag = ("final", f"{number:04d}-seed{seed}") if kind == FINAL else \
-            ("trials", f"{number:04d}")
-        run_dir = self.output_dir / sub / variant.name / tag
+        run_dir = trial_dir(self.output_dir, variant, kind, number, seed)
         attrs: dict[str, Any] = {}
         env_before = dict(os.environ)
         try:
