@@ -10,6 +10,10 @@ per-step loss equals its solo run's (tests/test_population.py). A member whose l
 NaN/inf is dropped (the others go on); a member its callback prunes stops costing compute.
 
 Shapes: K members, B rows, T steps, I features, H units.
+
+Over 500 lines: the lockstep trainer with its evaluation, test and checkpoint writing, plus
+the memory sizing of ``study.population: auto`` (``member_bytes``), due to move to its own
+module.
 """
 
 from __future__ import annotations
