@@ -174,6 +174,13 @@ class Population:
             if (m.hparams.task, m.hparams.cell, m.hparams.loss_reduction) != (
                     first.hparams.task, first.hparams.cell, first.hparams.loss_reduction):
                 raise PopulationUnsupported("members must share task, cell and loss_reduction")
+            if (m.hparams.task_kwargs or {}) != (first.hparams.task_kwargs or {}):
+                # The head and encoder run as member 0's module under vmap: a task option
+                # that is not a weight (its dropout rate) would be member 0's for all.
+                raise PopulationUnsupported(
+                    "members must share their task options (task: / model.embedding_dropout); "
+                    f"got {dict(first.hparams.task_kwargs or {})} and "
+                    f"{dict(m.hparams.task_kwargs or {})}")
         for cfg in cfgs:
             extra = set(cfg["trainer"]) - {"max_epochs", "accelerator", "devices",
                                             "log_every_n_steps", "limit_train_batches",

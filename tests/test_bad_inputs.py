@@ -97,6 +97,8 @@ CASES: list[Case] = [
     Case("lr-nan", _fit("optim.lr=.nan"), ["optim.lr"]),
     Case("lr-inf", _fit("optim.lr=.inf"), ["optim.lr", "finite"]),
     Case("clip-negative", _fit("optim.clip=-1"), ["optim.clip", ">= 0"]),
+    Case("music-dropout-one", ["fit", str(ROOT / "configs/experiment/chung2014_jsb.yaml"),
+                               "logging.dir=runs", "task.dropout=1"], ["task.dropout", "[0, 1)"]),
     Case("momentum-negative", _fit("optim.momentum=-1"), ["optim.momentum", ">= 0"]),
     Case("weight-decay-negative", _fit("optim.weight_decay=-0.1"), ["optim.weight_decay"]),
     Case("dropout-one", _fit("model.dropout=1.0"), ["model.dropout", "[0, 1)"]),

@@ -153,8 +153,6 @@ def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, Fro
     numbers = ", ".join(f"#{m['frozen'].number}" for m in members)
     what = "final re-runs" if kind == FINAL else "trials"
     worker.log(f"start {variant.name} population of {len(members)}: {what} {numbers}")
-    for m in members:
-        run.storage.set_trial_system_attr(m["tid"], POPULATION_ATTR, len(members))
     outcomes = [TrialOutcome(variant.name, kind, m["frozen"].number, "FAIL") for m in members]
     attrs: list[dict[str, Any]] = [{} for _ in members]
     with contextlib.ExitStack() as stack:
@@ -172,6 +170,8 @@ def run_population(worker: Worker, variant: Variant, claims: list[tuple[Any, Fro
             for m, out, at in zip(members, outcomes, attrs):
                 worker._on_error(err, out, at, m["run_dir"])
         else:
+            for m in members:  # only trials that did train together say so
+                run.storage.set_trial_system_attr(m["tid"], POPULATION_ATTR, len(members))
             _fit(worker, pop, members, outcomes, attrs, kind)
     for m, out, at in zip(members, outcomes, attrs):
         worker._finish(m["study"], m["tid"], out, at)

@@ -13,6 +13,12 @@ class MusicTask(Task):
 
     The metric is the negative log-likelihood per frame: the sum over the 88 keys of the
     Bernoulli NLL, averaged over frames, as Chung et al. (2014) and Bai et al. (2018) report.
+
+    Args:
+        n_keys: Keys per frame (88 for the piano roll).
+        dropout: Dropout on the backbone's outputs before the head (``task: {dropout: 0.3}``),
+            active in training only: the one non-recurrent connection of a one-layer model
+            (``model.dropout`` acts between stacked layers).
     """
 
     name = "music"
@@ -20,9 +26,12 @@ class MusicTask(Task):
     loss_name = "nll"
     monitor = "nll"
 
-    def __init__(self, n_keys: int = 88) -> None:
+    def __init__(self, n_keys: int = 88, dropout: float = 0.0) -> None:
         super().__init__()
         self.n_keys = int(n_keys)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"task.dropout must lie in [0, 1), got {dropout}")
+        self.drop = nn.Dropout(float(dropout))
         self.head: nn.Linear | None = None
 
     @property
@@ -33,7 +42,7 @@ class MusicTask(Task):
         self.head = nn.Linear(backbone_output_size, self.n_keys)
 
     def forward(self, y, mask, lengths):
-        return self.head(y)  # (B, T, 88) logits
+        return self.head(self.drop(y))  # (B, T, 88) logits
 
     def loss(self, out, targets, mask):
         return masked_mean(_frame_nll(out, targets), mask)  # (), ()

@@ -98,6 +98,31 @@ def test_population_per_variant_trains_only_the_named_variants_together(tiny, tm
 
 
 
+def test_members_a_population_cannot_hold_run_solo_and_say_so(tiny, tmp_path):
+    """Search trials drawing other task options (the music head's dropout) are refused as a
+    population: they run one at a time, and the storage does not call them a population."""
+    spec = tiny("study.variants=[gru]", "study.trials_per_variant=2", "study.seeds=0",
+                "study.population=2", "study.pruner={name: none}",
+                "study.space={task.dropout: [0.1, 0.4]}")
+    preflight(spec)
+    run = StudyRun.create(spec, f"sqlite:///{tmp_path}/fallback.db")
+    run.prepare()
+    study = run.study(spec.variants[0], SEARCH)
+    for t, rate in zip(run.trials(spec.variants[0], SEARCH), (0.1, 0.4)):
+        run.storage.set_trial_system_attr(run.trial_id(study, t.number), "fixed_params",
+                                          {**GOOD, "task.dropout": rate})
+    lines: list[str] = []
+    Worker(run, output_dir=spec.output_dir, log=lines.append).loop()
+    assert any("run one at a time: members must share their task options" in line
+               for line in lines)
+    from rnnbench.studies.results import _trial_row
+
+    trials = run.trials(spec.variants[0], SEARCH)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert sorted(t.params["task.dropout"] for t in trials) == [0.1, 0.4]
+    assert [_trial_row(run, "gru", SEARCH, t)["population"] for t in trials] == [None, None]
+
+
 def test_auto_population_is_sized_by_measured_member_memory(tiny):
     """auto: as many members as fit in the budget, from one member's measured bytes."""
     from rnnbench.population import member_bytes
