@@ -80,9 +80,10 @@ def add_parser(sub: Any) -> None:
                    help="folder for the files (default: STUDY_FOLDER/report)")
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
                    help="render the figures, PNG and SVG (default: on)")
-    p.add_argument("--paper", default=None, metavar="SOURCE:DATASET",
-                   help="show published test figures beside ours, e.g. chung2014:jsb_chorales "
-                   "(default: the study's study.paper)")
+    p.add_argument("--paper", default=None, metavar="SOURCE:DATASET[:ROW]",
+                   help="show published test figures beside ours, e.g. chung2014:jsb_chorales; "
+                   "with :ROW (bai2018:jsb_chorales:tcn) every trained variant is held against "
+                   "that one published row (default: the study's study.paper)")
     p.set_defaults(func=run)
 
 

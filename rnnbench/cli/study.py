@@ -46,6 +46,11 @@ def _check_paper(paper: dict[str, str]) -> None:
     if (paper["source"], paper["dataset"]) not in known:
         raise ConfigError(f"study.paper {paper['source']}:{paper['dataset']} has no published "
                           "figures; known: " + ", ".join(f"{s}:{d}" for s, d in known))
+    rows = sorted({p.variant for p in load_published()
+                   if (p.source, p.dataset) == (paper["source"], paper["dataset"])})
+    if paper.get("against", rows[0]) not in rows:
+        raise ConfigError(f"study.paper.against {paper['against']!r}: {paper['source']} has no "
+                          f"{paper['dataset']} row of that name; its rows: {', '.join(rows)}")
 
 
 def _print_results_table(folder: Path) -> None:

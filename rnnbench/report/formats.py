@@ -83,7 +83,8 @@ def table_rows(table: ReportTable, pm: str = "±"
                f"final {test}", "95% CI", "vs best (Welch)", "trials c/p/f", "wall time",
                "tokens/s"]
     if table.paper:
-        headers += [f"{table.paper['source']} {test}", "diff", f"vs {table.paper['source']}"]
+        src = " ".join(table.paper[k] for k in ("source", "against") if k in table.paper)
+        headers += [f"{src} {test}", "diff", f"vs {src}"]
     if table.best_baseline:
         headers.append(f"vs {table.best_baseline}")
     cells, keys = [], []

@@ -125,17 +125,25 @@ class ReportTable:
 
 
 def parse_paper(text: str) -> dict[str, str]:
-    """``"chung2014:jsb_chorales"`` -> ``{"source": ..., "dataset": ...}``.
+    """``"chung2014:jsb_chorales"`` -> ``{"source": ..., "dataset": ...}``; a third part,
+    ``"bai2018:jsb_chorales:tcn"``, holds every trained variant against that published row.
 
     Raises:
-        ReportError: Malformed, or no published figures for that pair (lists the known ones).
+        ReportError: Malformed, or no published figures for that pair (lists the known ones)
+            or that row.
     """
     known = sorted({(p.source, p.dataset) for p in load_published()})
-    source, _, dataset = text.partition(":")
+    source, _, rest = text.partition(":")
+    dataset, _, against = rest.partition(":")
     if (source, dataset) not in known:
         raise ReportError(f"--paper {text!r} names no published figures; use SOURCE:DATASET, "
                           "one of " + ", ".join(f"{s}:{d}" for s, d in known))
-    return {"source": source, "dataset": dataset}
+    rows = sorted({p.variant for p in load_published() if (p.source, p.dataset) == (source,
+                                                                                   dataset)})
+    if against and against not in rows:
+        raise ReportError(f"--paper {text!r}: {source} has no {dataset} row {against!r}; its "
+                          f"rows: {', '.join(rows)}")
+    return {"source": source, "dataset": dataset, **({"against": against} if against else {})}
 
 
 def _values(row: dict[str, Any], key: str | None) -> list[float]:
@@ -152,7 +160,8 @@ def _values(row: dict[str, Any], key: str | None) -> list[float]:
 def _published(paper: dict[str, str], name: str, r: dict[str, Any], short: str):
     """The published test figure of one row: the paper's own, else (for a baseline) the one
     stored for it under any source for the same data set (KN5: Mikolov et al. 2011)."""
-    key = r.get("published_as") or name
+    # study.paper.against: every trained variant against one published row (a target).
+    key = r.get("published_as") or (name if r.get("baseline") else paper.get("against", name))
     pub = lookup(paper["source"], paper["dataset"], key, short, "test")
     if pub is None and r.get("baseline"):
         pub = next((p for p in load_published() if (p.dataset, p.variant, p.metric, p.split)

@@ -360,7 +360,8 @@ def load_study(
 
 
 def _parse_paper(raw: Any) -> dict[str, str] | None:
-    """``paper: {source: chung2014, dataset: jsb_chorales}``: the published figures to show.
+    """``paper: {source: chung2014, dataset: jsb_chorales}``: the published figures to show;
+    with ``against: tcn`` every trained variant is held against that one published row.
 
     Only the form is checked here: the published figures belong to the report, which this
     layer does not import. ``rnnbench study run`` checks that the pair names figures before
@@ -368,11 +369,12 @@ def _parse_paper(raw: Any) -> dict[str, str] | None:
     """
     if raw is None:
         return None
-    if not isinstance(raw, Mapping) or set(raw) != {"source", "dataset"} or not all(
+    keys = {"source", "dataset", "against"}
+    if not isinstance(raw, Mapping) or not {"source", "dataset"} <= set(raw) <= keys or not all(
             isinstance(v, str) and v for v in raw.values()):
-        raise ConfigError("study.paper must be {source: ..., dataset: ...}, e.g. "
-                          "{source: chung2014, dataset: jsb_chorales}")
-    return {"source": raw["source"], "dataset": raw["dataset"]}
+        raise ConfigError("study.paper must be {source: ..., dataset: ...} and optionally "
+                          "against: VARIANT, e.g. {source: bai2018, dataset: jsb_chorales}")
+    return {k: raw[k] for k in ("source", "dataset", "against") if k in raw}
 
 
 def _parse_baselines(raw: Any, variants: set[str]) -> list[dict[str, Any]]:

@@ -140,3 +140,42 @@ def test_table_verdicts_against_paper_baseline_and_best():
     assert rows["lstm"][-1] == "beats (n=2)"
     assert rows["lstm"][headers.index("vs best (Welch)")] == "best"
     assert "verdict_vs_published" in to_csv(table).splitlines()[0]
+
+
+def test_paper_against_holds_every_trained_variant_against_one_published_row():
+    """``study.paper.against: tcn``: the target to beat is Bai et al.'s TCN (8.10 on JSB), not
+    each cell's own published figure; a baseline keeps its own."""
+    from rnnbench.report.tables import build_table, display_rows
+
+    results = {
+        "study": "jsb", "metric": "val/nll", "test_metric": "test/nll",
+        "direction": "minimize", "seeds": [1, 2], "trials_per_variant": 1, "trials": [],
+        "variants": [
+            _nll(_variant("gru", [8.00, 8.02], [8.0, 8.01])),  # [7.88, 8.14]: holds 8.10
+            _nll(_variant("lstm", [8.30, 8.32], [8.3, 8.31])),  # [8.18, 8.44]: above 8.10
+        ]}
+    paper = {"source": "bai2018", "dataset": "jsb_chorales", "against": "tcn"}
+    d = build_table(results, paper).data.set_index("variant")
+    assert list(d["published"]) == [8.10, 8.10]
+    assert d.loc["gru", "verdict_vs_published"] == MATCHES
+    assert d.loc["lstm", "verdict_vs_published"] == FALLS_SHORT
+    own = build_table(results, {"source": "bai2018", "dataset": "jsb_chorales"}).data
+    assert list(own.set_index("variant")["published"]) == [8.43, 8.45]  # each cell's own
+    headers, _ = display_rows(build_table(results, paper))
+    assert "bai2018 tcn test/nll" in headers and "vs bai2018 tcn" in headers
+
+
+def _nll(row):
+    for r in row["final"]["runs"]:
+        r["metrics"] = {"val/nll": r["metrics"]["val/ppl"], "test/nll": r["metrics"]["test/ppl"]}
+    return row
+
+
+def test_paper_flag_takes_an_optional_row():
+    from rnnbench.report.tables import ReportError, parse_paper
+
+    assert parse_paper("bai2018:jsb_chorales:tcn") == {
+        "source": "bai2018", "dataset": "jsb_chorales", "against": "tcn"}
+    assert parse_paper("bai2018:jsb_chorales") == {"source": "bai2018", "dataset": "jsb_chorales"}
+    with pytest.raises(ReportError, match="no jsb_chorales row 'tnc'; its rows: gru, lstm"):
+        parse_paper("bai2018:jsb_chorales:tnc")

@@ -34,6 +34,9 @@ def _study_file(tmp_path, study: str) -> str:
          "study.test_metric 'test/acc' is not logged by the 'music' task"),
         (["study.paper={source: chung2014, dataset: mnist}"],
          "study.paper chung2014:mnist has no published figures; known: "),
+        (["study.paper={source: bai2018, dataset: jsb_chorales, against: tnc}"],
+         "study.paper.against 'tnc': bai2018 has no jsb_chorales row of that name; its rows: "
+         "gru, lstm, rnn_tanh, tcn"),
     ],
 )
 def test_bad_input_is_one_clear_paragraph(tmp_path, capsys, args, message):

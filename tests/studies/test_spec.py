@@ -65,6 +65,8 @@ def test_spec_round_trips_through_storage_form(tiny):
         (["study.seeds=[0, 0]"], "lists a seed twice"),
         (["study.bogus=1"], "unknown study option"),
         (["study.paper=chung2014"], "study.paper must be {source: ..., dataset: ...}"),
+        (["study.paper={source: bai2018, dataset: jsb_chorales, versus: tcn}"],
+         "optionally against: VARIANT"),
         (["study.variants={cells: [lstm], num_layers: [0]}"], "must be a positive integer"),
     ],
 )
