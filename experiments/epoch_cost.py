@@ -5,7 +5,7 @@ Usage:
         [section.key=value ...]
 
 For each cell, ``rnnbench fit``'s training (``rnnbench.train.run``, no validation, no test)
-runs twice, for the two step counts given; the difference of the CPU times (this process,
+runs once untimed (one-time set-up costs) and then for the two step counts given; the difference of the CPU times (this process,
 ``time.process_time``) over the difference of the steps is the cost of one training step
 without start-up. CPU time, not wall time: on cores shared with other jobs it is what the
 step costs a core of its own (with one torch thread). Multiplied by the
@@ -42,7 +42,11 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=None,
                    help="runs per variant (default: trials_per_variant + seeds of a study)")
     args = p.parse_args()
+    import torch
     import yaml
+
+    torch.set_num_threads(1)  # as a study worker trains; CPU time of idle-spinning threads
+    # otherwise counts (on 2 busy cores a GRU step measured 8x its one-thread cost)
 
     from rnnbench.config import load_config
     from rnnbench.data.catalog import build_data
@@ -65,6 +69,10 @@ def main() -> int:
     total = 0.0
     for cell in cells:
         c = {**cfg, "model": {**cfg["model"], "cell": cell}}
+        # An untimed run first: the first run in a process also pays one-time costs (imports,
+        # kernel set-up), which would land in the difference and inflate the first cell's
+        # estimate (the larger run used to come first).
+        _timed(c, lo)
         step = (_timed(c, hi) - _timed(c, lo)) / (hi - lo)
         epoch = step * per_epoch
         cost = epoch * epochs * runs
