@@ -7,11 +7,12 @@ Usage:
 For each cell, ``rnnbench fit``'s training (``rnnbench.train.run``, no validation, no test)
 runs once untimed (one-time set-up costs) and then for the two step counts given; the
 difference of the CPU times (this process, ``time.process_time``, one torch thread) over
-the difference of the steps is the cost of one training step without start-up. CPU time, not wall time: on cores shared with other jobs it is what the
-step costs a core of its own (with one torch thread). Multiplied by the
-steps of an epoch (training batches), the epochs (``trainer.max_epochs``) and, for a study
-file, the runs per variant (``trials_per_variant + seeds``), it gives the estimated cost of
-the preset's training on this machine, one worker (validation and start-up not included).
+the difference of the steps is the cost of one training step without start-up. CPU time,
+not wall time: on cores shared with other jobs it is what the step costs a core of its own.
+Multiplied by the steps of an epoch (training batches), the epochs (``trainer.max_epochs``)
+and, for a study file, the runs per variant (``trials_per_variant + seeds``), it gives the
+estimated cost of the preset's training on this machine, one worker (validation and
+start-up not included).
 """
 
 from __future__ import annotations
