@@ -40,14 +40,13 @@ example:
 def _check_paper(paper: dict[str, str]) -> None:
     """``study.paper`` must name published figures (known to the report, not the study)."""
     from rnnbench.config import ConfigError
-    from rnnbench.report.published import load_published
+    from rnnbench.report.published import load_published, rows_of
 
     known = sorted({(p.source, p.dataset) for p in load_published()})
     if (paper["source"], paper["dataset"]) not in known:
         raise ConfigError(f"study.paper {paper['source']}:{paper['dataset']} has no published "
                           "figures; known: " + ", ".join(f"{s}:{d}" for s, d in known))
-    rows = sorted({p.variant for p in load_published()
-                   if (p.source, p.dataset) == (paper["source"], paper["dataset"])})
+    rows = rows_of(paper["source"], paper["dataset"])
     if paper.get("against", rows[0]) not in rows:
         raise ConfigError(f"study.paper.against {paper['against']!r}: {paper['source']} has no "
                           f"{paper['dataset']} row of that name; its rows: {', '.join(rows)}")

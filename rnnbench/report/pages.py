@@ -39,7 +39,7 @@ def settings(table: Any, results: dict[str, Any]) -> list[str]:
     if table.paper:
         src = table.paper["source"]
         out.append(f"published: {SOURCES.get(src, src)} ({table.paper['dataset']})" + (
-            f", every variant held against its {table.paper['against']}"
+            f", every trained variant held against its {table.paper['against']} row"
             if "against" in table.paper else ""))
     return out
 

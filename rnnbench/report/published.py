@@ -57,6 +57,12 @@ def load_published() -> tuple[Published, ...]:
         )
 
 
+def rows_of(source: str, dataset: str) -> list[str]:
+    """The variants (rows) a source publishes for a data set, sorted: ``gru, lstm, ...``."""
+    return sorted({p.variant for p in load_published() if (p.source, p.dataset) == (source,
+                                                                                  dataset)})
+
+
 def lookup(
     source: str, dataset: str, variant: str, metric: str, split: str = "test"
 ) -> Published | None:

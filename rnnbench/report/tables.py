@@ -25,7 +25,7 @@ from rnnbench.report.formats import (
     to_markdown,
     to_rich,
 )
-from rnnbench.report.published import load_published, lookup
+from rnnbench.report.published import load_published, lookup, rows_of
 from rnnbench.report.source import ReportError, StudySource, open_source
 from rnnbench.report.stats import (
     ALPHA,
@@ -138,8 +138,7 @@ def parse_paper(text: str) -> dict[str, str]:
     if (source, dataset) not in known:
         raise ReportError(f"--paper {text!r} names no published figures; use SOURCE:DATASET, "
                           "one of " + ", ".join(f"{s}:{d}" for s, d in known))
-    rows = sorted({p.variant for p in load_published() if (p.source, p.dataset) == (source,
-                                                                                   dataset)})
+    rows = rows_of(source, dataset)
     if against and against not in rows:
         raise ReportError(f"--paper {text!r}: {source} has no {dataset} row {against!r}; its "
                           f"rows: {', '.join(rows)}")
