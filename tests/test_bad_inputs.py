@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIT = str(ROOT / "configs/experiment/zaremba_small.yaml")
 QUICK = str(ROOT / "configs/experiment/quickstart.yaml")
 STUDY = str(ROOT / "configs/study/jsb_tiny.yaml")
+LR = "lr: {low: 0.001, high: 0.01}"  # a whole range: jsb_tiny's override lowers its top
 
 
 @dataclass
@@ -164,6 +165,15 @@ CASES: list[Case] = [
     Case("study-name", _study("study.name=bad name!"), ["study.name"]),
     Case("study-paper", _study("study.paper={source: nope, dataset: x}"), ["study.paper"]),
     Case("study-variant-cell", _study("study.variants={cells: [lstn]}"), ["lstn"]),
+    # A range some trials could not run with fails before the study starts, not per trial.
+    Case("study-range-dropout",
+         _study(f"study.space={{{LR}, task.dropout: {{low: 0.2, high: 1.5}}}}"),
+         ["task.dropout", "[0.2, 1.5]", "1.5", "narrow"]),
+    Case("study-range-choice", _study(f"study.space={{{LR}, optimizer: [adam, adamm]}}"),
+         ["optimizer", "'adamm'", "drop"]),
+    Case("study-range-low-end", _study("model.param_budget=null",
+                                       f"study.space={{{LR}, hidden_size: {{low: 0, high: 8}}}}"),
+         ["model.hidden_size", "low end", "hidden_size=0"]),
     Case("study-workers-zero", _study(flags=("--workers", "0")), ["--workers"]),
     Case("study-lr-typed", _study("optim.lr=fast"), ["optim.lr", "expected a number"]),
     Case("storage-scheme", _study(flags=("--storage", "mongodb://x/y")), ["mongodb"]),

@@ -19,7 +19,7 @@ _EXPORTS = {
     "MissingMetricError": "pruning",
     "make_wandb_logger": "tracking", "read_offline_run": "tracking",
     "StudyProgress": "progress",
-    "launch_study": "pool", "plan_workers": "pool", "preflight": "pool",
+    "launch_study": "pool", "plan_workers": "pool", "preflight": "checks",
     "collect": "results", "write_results": "results", "variant_rows": "results",
     "param_importances": "results", "results_table": "results",
     "STORAGE_ENV": "storage", "mask_password": "storage", "check_storage": "storage",

@@ -1,8 +1,5 @@
-"""The launcher: pre-flight checks, then one worker process per GPU or per share of cores.
-
-Over 500 lines: pre-flight, placement and the launch loop are the three steps of
-``rnnbench study run`` and are read together; the launch loop (from ``_Proc`` down) is the part
-to move to a module of its own when it grows again.
+"""The launcher: pre-flight checks (``rnnbench.studies.checks``), then one worker process per
+GPU or per share of cores.
 """
 
 from __future__ import annotations
@@ -19,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.config import ConfigError
+from rnnbench.studies.checks import preflight
 from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.retry import Patience, patience_of
-from rnnbench.studies.spec import StudySpec, Variant
+from rnnbench.studies.spec import StudySpec
 from rnnbench.studies.storage import (
     STORAGE_ENV,
     StorageURL,
@@ -30,123 +28,9 @@ from rnnbench.studies.storage import (
     storage_from_env,
 )
 from rnnbench.studies.threads import user_threads, with_threads
-from rnnbench.studies.trials import trial_config
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-
-
-# ---------------------------------------------------------------------- pre-flight
-def _base_values(spec: StudySpec, variant: Variant) -> dict[str, Any]:
-    # A representative value per parameter: enough to build the model and check the config.
-    out = {}
-    for name, p in spec.space_for(variant).params.items():
-        if p.kind == "fixed":
-            out[name] = p.value
-        elif p.kind == "categorical":
-            out[name] = p.choices[0]
-        else:
-            out[name] = p.low
-    return out
-
-
-def _meta_module(cfg: dict[str, Any], bundle: Any):
-    """The model of ``cfg`` on the meta device: counts parameters without weights or data."""
-    from rnnbench.train import build_module
-
-    return build_module(cfg, bundle, device="meta")
-
-
-def _probe_metrics(cfg: dict[str, Any]) -> set[str]:
-    """Metric names one real validation batch logs (for metrics no task declares)."""
-    import lightning as L
-
-    from rnnbench.train import build
-
-    module, datamodule, _ = build(cfg)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=1, use_distributed_sampler=False)
-    trainer.validate(module, datamodule=datamodule, verbose=False)
-    return set(trainer.callback_metrics)
-
-
-def preflight(spec: StudySpec) -> dict[str, dict[str, Any]]:
-    """Checks what can be checked before anything is written, and fills in the defaults.
-
-    Builds every variant on the meta device (unknown options, a budget too small for a cell,
-    a bidirectional model on a next-step task fail here), resolves the hidden size a
-    ``param_budget`` gives each variant, checks that the task logs the metric, and sets
-    ``spec.metric``/``spec.direction`` from the task when the file gives none (the task
-    defines one direction: its monitored metric's).
-
-    Returns:
-        ``{variant: {"hidden_size", "num_parameters"}}`` (or ``{"note": "searched"}`` when the
-        space searches the size).
-
-    Raises:
-        ConfigError: What to fix.
-    """
-    import torch
-
-    from rnnbench.data.catalog import build_data
-
-    try:
-        bundle = build_data(spec.config["data"], seed=int(spec.config.get("seed", 0) or 0))
-    except (ValueError, FileNotFoundError, OSError) as err:
-        raise ConfigError(f"data: {err}") from None
-    sizes: dict[str, dict[str, Any]] = {}
-    first = None
-    for v in spec.variants:
-        cfg = trial_config(spec, v, _base_values(spec, v), seed=0)
-        try:
-            module = _meta_module(cfg, bundle)
-        except (ValueError, TypeError, KeyError) as err:
-            raise ConfigError(f"variant {v.name}: {str(err).strip(chr(34))}") from None
-        searched = {p.path for p in spec.space_for(v).searched}
-        if searched & {"model.hidden_size", "model.param_budget", "model.embedding_size"}:
-            sizes[v.name] = {"note": "searched"}
-        else:
-            sizes[v.name] = {"hidden_size": int(module.hparams.hidden_size),
-                             "num_parameters": int(module.num_parameters())}
-        first = first or (module, cfg)
-    module, cfg = first
-    if spec.metric is None:
-        spec.metric = module.monitor
-    logged = {f"val/{k}" for k in module.task.summarize(torch.tensor(1.0)).keys()}
-    logged.add(module.monitor)
-    # The validation and test passes log the same names: test/x exists when val/x does.
-    wanted = {spec.metric: "study.metric"}
-    if spec.test_metric:
-        wanted["val/" + spec.test_metric.split("/", 1)[1]] = "study.test_metric"
-    if not set(wanted) <= logged:
-        logged |= {k for k in _probe_metrics(cfg) if k.startswith("val/")}
-    for name, option in wanted.items():
-        if name not in logged:
-            stage = "test/" if option == "study.test_metric" else "val/"
-            shown = sorted(stage + k.split("/", 1)[1] for k in logged)
-            given = spec.test_metric if option == "study.test_metric" else spec.metric
-            raise ConfigError(
-                f"{option} {given!r} is not logged by the {bundle.task!r} task of "
-                f"data set {spec.config['data'].get('dataset')!r}; it logs "
-                f"{', '.join(shown)}"
-            )
-    spec.direction = spec.direction or _direction(spec.metric, module)
-    return sizes
-
-
-def _direction(metric: str, module: Any) -> str:
-    """The direction of ``metric`` as the task defines it: the task knows the direction of
-    the metric it monitors (``Task.mode``) and of no other, so any other needs
-    ``study.direction``."""
-    if metric == module.monitor:
-        return "minimize" if module.monitor_mode == "min" else "maximize"
-    raise ConfigError(
-        f"study.metric {metric!r} is not the metric the {module.task.name!r} task monitors "
-        f"({module.monitor}, {'minimized' if module.monitor_mode == 'min' else 'maximized'}), "
-        "so rnnbench does not know whether to minimize or maximize it; set "
-        "study.direction=minimize or study.direction=maximize"
-    )
 
 
 # ---------------------------------------------------------------------- worker plan

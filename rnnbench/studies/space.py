@@ -111,6 +111,18 @@ class Param:
             "enumerate; give it as a list of values (e.g. lr: [0.001, 0.01]) or a step"
         )
 
+    def extremes(self) -> list[Any]:
+        """The values a trial can draw that are most likely to be invalid: both ends of a
+        range (the top as Optuna rounds it to the step) and every choice."""
+        if self.kind == "fixed":
+            return [copy.deepcopy(self.value)]
+        if self.kind == "categorical":
+            return list(self.choices)
+        top = self.high
+        if self.step:
+            top = self.low + int((self.high - self.low) // self.step) * self.step
+        return [self.low, top] if top != self.low else [self.low]
+
     def describe(self) -> str:
         if self.kind == "categorical":
             return "{" + ", ".join(map(str, self.choices)) + "}"

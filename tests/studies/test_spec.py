@@ -120,10 +120,21 @@ def test_space_entries():
     assert cfg == {"optim": {"lr": 0.005, "clip": 1.0}}
 
 
+def test_extremes_are_the_values_preflight_builds():
+    # Both ends of a range, the top as Optuna rounds it down to the step; every choice.
+    assert parse_param("lr", {"low": 1e-4, "high": 1e-2, "log": True}).extremes() == [1e-4, 1e-2]
+    assert parse_param("bptt", {"low": 20, "high": 72, "step": 5}).extremes() == [20, 70]
+    assert parse_param("dropout", {"low": 0.0, "high": 0.55, "step": 0.1}).extremes() == \
+        pytest.approx([0.0, 0.5])
+    assert parse_param("optimizer", ["adam", "sgd"]).extremes() == ["adam", "sgd"]
+    assert parse_param("clip", 5.0).extremes() == [5.0]
+    assert parse_param("hidden_size", {"low": 2, "high": 2}).extremes() == [2]
+
+
 def test_the_direction_comes_from_the_task_only():
     from types import SimpleNamespace
 
-    from rnnbench.studies.pool import _direction
+    from rnnbench.studies.checks import _direction
 
     module = SimpleNamespace(monitor="val/ppl", monitor_mode="min",
                              task=SimpleNamespace(name="lm"))
