@@ -193,13 +193,24 @@ class PopulationBackbone(nn.Module):
     def _forward_batched(self, x, state, lengths):
         first = self.members[0]
         nd, steps = first.num_directions, x.size(2)
-        k_, b_ = x.shape[:2]
-        mask = rev_index = bounds = None
+        members = list(self.members)
+        mask = rev_index = bounds = active = unorder = None
         if lengths is not None:
+            # One host sync per window (as the fused path's padded split has).
+            ends = lengths.amax(dim=1).clamp(max=steps).tolist()  # K x each member's end
+            bounds = (int(lengths.min()), max(ends))
+            if len(set(ends)) > 1:
+                # Longest member first: the members still running at step t are a prefix,
+                # and a member whose rows have all ended costs nothing more.
+                order = sorted(range(self.size), key=lambda k: -ends[k])
+                idx = torch.tensor(order, device=x.device)  # (K,)
+                unorder = torch.argsort(idx)  # (K,)
+                x, lengths = x.index_select(0, idx), lengths.index_select(0, idx)
+                state = tuple(s.index_select(0, idx) for s in state)
+                members = [members[k] for k in order]
+                active = _active_counts(sorted(ends, reverse=True), bounds[1])
             t = torch.arange(steps, device=x.device)  # (T,)
             mask = t < lengths[..., None]  # (K, B, T)
-            # One host sync per window (as the fused path's padded split has).
-            bounds = (int(lengths.min()), min(int(lengths.max()), steps))
             if nd == 2:
                 rev_index = reverse_index(lengths.reshape(-1), steps)  # (K * B, T)
         finals: list[list[torch.Tensor]] = [[] for _ in range(first.state_size)]
@@ -208,21 +219,31 @@ class PopulationBackbone(nn.Module):
             outs = []
             for d in range(nd):
                 k = layer * nd + d
-                w = stack_parameters([m.cells[k] for m in self.members])
+                w = stack_parameters([m.cells[k] for m in members])
                 seq = inp if d == 0 else _rev(inp, rev_index)  # (K, B, T, I or H * D)
                 s = tuple(s_[:, k] for s_ in state)  # each (K, B, H)
-                y, s = self._run_layer(w, seq, s, mask, bounds)  # (K, B, T, H)
+                y, s = self._run_layer(w, seq, s, mask, bounds, active)  # (K, B, T, H)
                 outs.append(y if d == 0 else _rev(y, rev_index))
                 for i, s_i in enumerate(s):
                     finals[i].append(s_i)
             inp = outs[0] if nd == 1 else torch.cat(outs, dim=-1)  # (K, B, T, H * D)
             if layer < first.num_layers - 1 and self.training:
-                inp = _member_dropout(inp, [m.dropout for m in self.members])
-        return inp, tuple(torch.stack(f, dim=1) for f in finals)  # each (K, L * D, B, H)
+                inp = _member_dropout(inp, [m.dropout for m in members])
+        final = tuple(torch.stack(f, dim=1) for f in finals)  # each (K, L * D, B, H)
+        if unorder is not None:
+            inp = inp.index_select(0, unorder)
+            final = tuple(f.index_select(0, unorder) for f in final)
+        return inp, final
 
     def _run_layer(self, w: dict[str, torch.Tensor], seq: torch.Tensor, state: State,
-                   mask: torch.Tensor | None, bounds: tuple[int, int] | None
-                   ) -> tuple[torch.Tensor, State]:
+                   mask: torch.Tensor | None, bounds: tuple[int, int] | None,
+                   active: list[int] | None = None) -> tuple[torch.Tensor, State]:
+        """One layer, one direction, over ``(K, B, T, I)``.
+
+        ``active[t]`` (members sorted longest first) is how many members still have a real
+        step at ``t``: the step runs on that prefix only, and a member that drops out keeps
+        its state (its final one) and zeros as outputs, as masking would have given it.
+        """
         k_, b_, steps, i_ = seq.shape
         w_ih, w_hh = w["weight_ih"].transpose(1, 2), w["weight_hh"].transpose(1, 2)  # (K, ., G)
         gates = w_hh.size(-1)
@@ -240,22 +261,51 @@ class PopulationBackbone(nn.Module):
         # Steps before the shortest row's end need no mask; steps after the longest row's
         # end change nothing (every row is padding there): their outputs are zeros.
         first, stop = bounds if bounds is not None else (steps, steps)
-        outs = []
+        n = k_  # members running
+        runs: list[tuple[int, list[torch.Tensor]]] = [(n, [])]  # (members, their outputs)
+        ended: list[State] = []  # states of members that stopped, latest first
         for t in range(stop):
-            h = state[0]  # (K, B, H)
-            gh = torch.bmm(h, w_hh) if hb is None else torch.baddbmm(hb, h, w_hh)  # (K, B, G)
-            new = self._step(gx[t], gh, state)
+            if active is not None and active[t] < n:
+                ended.insert(0, tuple(s_[active[t]:n] for s_ in state))
+                n = active[t]
+                state = tuple(s_[:n] for s_ in state)  # each (n, B, H)
+                w_hh, hb = w_hh[:n], None if hb is None else hb[:n]
+                runs.append((n, []))
+            h = state[0]  # (n, B, H)
+            g_x = gx[t] if n == k_ else gx[t][:n]  # (n, B, G)
+            gh = torch.bmm(h, w_hh) if hb is None else torch.baddbmm(hb, h, w_hh)  # (n, B, G)
+            new = self._step(g_x, gh, state)
             if t >= first:
-                m = mask[:, :, t, None]  # (K, B, 1) bool
+                m = mask[:n, :, t, None]  # (n, B, 1) bool
                 # Padding steps keep the state: the final state is the one at the length.
-                new = tuple(torch.where(m, n, o) for n, o in zip(new, state))
-                outs.append(new[0].masked_fill(~m, 0.0))  # (K, B, H)
+                new = tuple(torch.where(m, n_, o) for n_, o in zip(new, state))
+                runs[-1][1].append(new[0].masked_fill(~m, 0.0))  # (n, B, H)
             else:
-                outs.append(new[0])
+                runs[-1][1].append(new[0])
             state = new
+        hidden = state[0].size(-1) if n else w_hh.size(1)
+        pieces = []
+        for members, outs in runs:
+            if not outs:
+                continue
+            y = torch.stack(outs, dim=2)  # (members, B, steps of the run, H)
+            pieces.append(y if members == k_ else F.pad(y, (0, 0, 0, 0, 0, 0, 0, k_ - members)))
         if stop < steps:
-            outs.extend([seq.new_zeros(k_, b_, state[0].size(-1))] * (steps - stop))
-        return torch.stack(outs, dim=2), state  # (K, B, T, H)
+            pieces.append(seq.new_zeros(k_, b_, steps - stop, hidden))
+        y = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)  # (K, B, T, H)
+        if ended:
+            state = tuple(torch.cat([s_, *(e[i] for e in ended)]) for i, s_ in enumerate(state))
+        return y, state  # (K, B, T, H), each (K, B, H)
+
+
+def _active_counts(ends: list[int], stop: int) -> list[int]:
+    """``[members with end > t for t < stop]`` for ``ends`` sorted longest first."""
+    counts, n = [], len(ends)
+    for t in range(stop):
+        while n and ends[n - 1] <= t:
+            n -= 1
+        counts.append(n)
+    return counts
 
 
 def _rev(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:

@@ -31,6 +31,42 @@ def test_paths_equal_each_member_alone(cell, path, bidirectional):
     assert pop.path == path
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_members_that_end_early_drop_out_of_the_step_and_stay_exact(cell, bidirectional):
+    # Members end at 2, 7, 0 and 4 steps: the batched path runs the longest first and each
+    # step on the members still running; outputs, final states and every gradient equal each
+    # member on its own (float64).
+    torch.manual_seed(0)
+    members = [RecurrentBackbone(cell, 3, 4, num_layers=2, bidirectional=bidirectional).double()
+               for _ in range(4)]
+    x = torch.randn(4, 3, 7, 3, dtype=torch.float64)  # (K, B, T, I)
+    lengths = torch.tensor([[2, 1, 2], [7, 3, 5], [0, 0, 0], [4, 4, 1]])  # (K, B)
+    y, state = PopulationBackbone(members, path="batched")(x, lengths=lengths)
+    (y.square().sum() + sum(s.square().sum() for s in state)).backward()
+    got = [[p.grad.clone() for p in m.parameters()] for m in members]
+    for m in members:
+        m.zero_grad(set_to_none=True)
+    for k, m in enumerate(members):
+        y_k, s_k = m(x[k], lengths=lengths[k])
+        torch.testing.assert_close(y[k], y_k, rtol=1e-9, atol=1e-12)
+        for a, b in zip(state, s_k):
+            torch.testing.assert_close(a[k], b, rtol=1e-9, atol=1e-12)
+        loss_k = y_k.square().sum() + sum(s.square().sum() for s in s_k)
+        if loss_k.requires_grad:  # a member of length 0 never touches its weights
+            loss_k.backward()
+        for g, p in zip(got[k], m.parameters()):
+            want = p.grad if p.grad is not None else torch.zeros_like(p)
+            torch.testing.assert_close(g, want, rtol=1e-9, atol=1e-12)
+
+
+def test_active_counts_are_the_members_still_running():
+    from rnnbench.backbones.population import _active_counts
+
+    assert _active_counts([7, 4, 2, 0], 7) == [3, 3, 2, 2, 1, 1, 1]
+    assert _active_counts([3, 3], 3) == [2, 2, 2]
+
+
 def test_gradients_reach_each_member_and_only_it():
     torch.manual_seed(0)
     members = [RecurrentBackbone("lstm", 3, 4) for _ in range(2)]
