@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from rnnbench.backbones.population import PopulationBackbone
 from rnnbench.config import load_config
 from rnnbench.population import Population
 
@@ -48,16 +49,23 @@ def timed_fit(cfgs: list[dict], **kw) -> tuple[float, Population]:
 
 
 def bench(cell: str, k: int, steps: int, max_solo: int, compile_step: bool,
-          shared_order: bool) -> dict:
+          shared_order: bool, compare_drop: bool = False) -> dict:
     """One row: population of ``k`` against ``k`` solo trials."""
     cfgs = member_configs(cell, k, steps)
+    kept_s = None
+    if compare_drop:  # every member run to the longest end, masked (the path before)
+        PopulationBackbone.drop_ended = False
+        try:
+            kept_s = timed_fit(cfgs, compile_step=compile_step, shared_order=shared_order)[0]
+        finally:
+            PopulationBackbone.drop_ended = True
     pop_s, pop = timed_fit(cfgs, compile_step=compile_step, shared_order=shared_order)
     n_solo = min(k, max_solo)
     solo_s = sum(timed_fit([c], path="loop")[0] for c in cfgs[:n_solo]) * k / n_solo
     return {"cell": cell, "K": k, "path": pop._pop[1].path, "pop_s": pop_s,
             "solo_s": solo_s, "solo_measured": n_solo,
             "pop_trials_h": 3600 * k / pop_s, "solo_trials_h": 3600 * k / solo_s,
-            "ratio": solo_s / pop_s}
+            "ratio": solo_s / pop_s, "kept_s": kept_s}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="fuse the population's gate step with torch.compile")
     parser.add_argument("--shared-order", action="store_true",
                         help="every member reads the first member's batches")
+    parser.add_argument("--compare-drop", action="store_true",
+                        help="also time the population with every member run to the longest "
+                             "end (PopulationBackbone.drop_ended = False)")
     parser.add_argument("--quick", action="store_true", help="K = 1, 2; 3 steps; lstm")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -78,15 +89,19 @@ def main(argv: list[str] | None = None) -> None:
         args.cells, args.ks, args.steps, args.max_solo = ["lstm"], [1, 2], 3, 2
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.steps} "
           f"steps a trial, compile={args.compile}, shared_order={args.shared_order}")
+    extra = " population s, members kept to the end | drop gain |" if args.compare_drop else ""
     print("| cell | K | path | population s | solo s (measured) | population trials/h "
-          "| solo trials/h | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| solo trials/h | ratio |" + extra)
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if args.compare_drop else ""))
     for cell in args.cells:
         for k in args.ks:
-            r = bench(cell, k, args.steps, args.max_solo, args.compile, args.shared_order)
+            r = bench(cell, k, args.steps, args.max_solo, args.compile, args.shared_order,
+                      args.compare_drop)
+            kept = (f" {r['kept_s']:.2f} | {r['kept_s'] / r['pop_s']:.2f}x |"
+                    if r["kept_s"] is not None else "")
             print(f"| {r['cell']} | {r['K']} | {r['path']} | {r['pop_s']:.2f} | "
                   f"{r['solo_s']:.2f} ({r['solo_measured']}) | {r['pop_trials_h']:.0f} | "
-                  f"{r['solo_trials_h']:.0f} | {r['ratio']:.2f}x |", flush=True)
+                  f"{r['solo_trials_h']:.0f} | {r['ratio']:.2f}x |{kept}", flush=True)
 
 
 if __name__ == "__main__":

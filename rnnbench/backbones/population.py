@@ -88,7 +88,14 @@ class PopulationBackbone(nn.Module):
         compile_step: Run the batched path's gate step under ``torch.compile`` (fuses the
             element-wise gate math; falls back to eager with one log line where compile
             is unavailable).
+
+    Attributes:
+        drop_ended: On the batched path, members whose rows have all ended leave the step
+            (members run longest first, each step on a prefix). ``False`` runs every member
+            to the longest end, masked: the same numbers, for benchmarks to compare.
     """
+
+    drop_ended = True
 
     def __init__(self, members: Sequence[RecurrentBackbone], path: str = "auto",
                  compile_step: bool = False) -> None:
@@ -199,7 +206,7 @@ class PopulationBackbone(nn.Module):
             # One host sync per window (as the fused path's padded split has).
             ends = lengths.amax(dim=1).clamp(max=steps).tolist()  # K x each member's end
             bounds = (int(lengths.min()), max(ends))
-            if len(set(ends)) > 1:
+            if self.drop_ended and len(set(ends)) > 1:
                 # Longest member first: the members still running at step t are a prefix,
                 # and a member whose rows have all ended costs nothing more.
                 order = sorted(range(self.size), key=lambda k: -ends[k])
