@@ -11,9 +11,9 @@ NaN/inf is dropped (the others go on); a member its callback prunes stops costin
 
 Shapes: K members, B rows, T steps, I features, H units.
 
-Over 500 lines: the lockstep trainer with its evaluation, test and checkpoint writing, plus
-the memory sizing of ``study.population: auto`` (``member_bytes``), due to move to its own
-module.
+Over 500 lines: the lockstep trainer with its evaluation, test and checkpoint writing, read
+together. The memory sizing of ``study.population: auto`` is in
+:mod:`rnnbench.population_memory` (re-exported here).
 """
 
 from __future__ import annotations
@@ -30,8 +30,15 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from rnnbench.backbones.population import PopulationBackbone, same_shapes, stack_parameters
+from rnnbench.backbones.population import (
+    PopulationBackbone,
+    member_dropout,
+    same_shapes,
+    stack_parameters,
+)
 from rnnbench.data.batch import Batch, as_batch, stack_batches
+from rnnbench.population_memory import member_bytes, memory_budget
+from rnnbench.tasks.base import Task
 
 _log = logging.getLogger(__name__)
 # What a member's per-epoch callback sees and returns: (epoch (1-based), metrics) -> None to
@@ -84,6 +91,15 @@ class _Member:
         self.steps, self.loss_sum, self.units = 0, 0.0, 0.0  # this epoch's: for the log
 
 
+def _options(module: Any) -> dict[str, Any]:
+    """A member's task options, less the output dropout (``task.dropout``), which a
+    population applies per member before :meth:`Task.logits`."""
+    opts = dict(module.hparams.task_kwargs or {})
+    if type(module.task).logits is not Task.logits:
+        opts.pop("dropout", None)
+    return opts
+
+
 class _Head(nn.Module):
     """Task head + loss of one member, as one module ``functional_call`` can batch."""
 
@@ -92,7 +108,7 @@ class _Head(nn.Module):
         self.task = task
 
     def forward(self, y, targets, mask, lengths):
-        out = self.task(y, mask, lengths)  # task outputs (logits / predictions)
+        out = self.task.logits(y, mask, lengths)  # task outputs (output dropout applied)
         loss, count = self.task.loss(out, targets, mask)  # (), ()
         return out, loss, torch.as_tensor(count, dtype=loss.dtype, device=loss.device)
 
@@ -105,7 +121,7 @@ class _Out(nn.Module):
         self.task = task
 
     def forward(self, y, mask, lengths):
-        return self.task(y, mask, lengths)  # task outputs (logits / predictions)
+        return self.task.logits(y, mask, lengths)  # task outputs (output dropout applied)
 
 
 class _Encode(nn.Module):
@@ -174,9 +190,10 @@ class Population:
             if (m.hparams.task, m.hparams.cell, m.hparams.loss_reduction) != (
                     first.hparams.task, first.hparams.cell, first.hparams.loss_reduction):
                 raise PopulationUnsupported("members must share task, cell and loss_reduction")
-            if (m.hparams.task_kwargs or {}) != (first.hparams.task_kwargs or {}):
+            if _options(m) != _options(first):
                 # The head and encoder run as member 0's module under vmap: a task option
-                # that is not a weight (its dropout rate) would be member 0's for all.
+                # that is not a weight would be member 0's for all (the output dropout is
+                # applied per member before the head, so members may differ in it).
                 raise PopulationUnsupported(
                     "members must share their task options (task: / model.embedding_dropout); "
                     f"got {dict(first.hparams.task_kwargs or {})} and "
@@ -352,6 +369,8 @@ class Population:
         x = self._encode(members, inputs)  # (K, B, T, I)
         lengths = None if mask is None else mask.sum(-1)  # (K, B)
         y, state = pop(x, state, lengths=lengths)  # (K, B, T, H * D)
+        if pop.training:  # each member's own task.dropout (tasks apply it before the head)
+            y = member_dropout(y, [m.module.task.output_dropout for m in members])
         out, loss, count = self._head(members, y, targets, mask, lengths)
         return out, loss, count, state
 
@@ -473,61 +492,6 @@ class Population:
             return
         if reason:
             self._drop(m, "PRUNED", "", str(reason))
-
-
-def member_bytes(cfg: dict[str, Any], max_batches: int = 2000) -> int:
-    """Bytes one population member of ``cfg`` needs on its device, measured, not guessed.
-
-    Its parameters with their gradients and two optimiser buffers (4 copies), plus the
-    bytes autograd saves for backward when a population of one runs the batched path on the
-    largest of the first ``max_batches`` training batches (a population of K saves K times
-    that). Builds the member's data and model once, on the CPU.
-    """
-    from rnnbench.train import build
-
-    module, dm, _ = build(cfg)
-    dm.setup("fit")
-    largest = None
-    for i, raw in enumerate(dm.train_dataloader()):
-        b = as_batch(raw)
-        if largest is None or b.inputs.numel() > largest.inputs.numel():
-            largest = b
-        if i + 1 >= max_batches:
-            break
-    params = sum(p.numel() * p.element_size() for p in module.parameters())
-    if largest is None:
-        return 4 * params
-    saved = [0]
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        saved[0] += t.numel() * t.element_size()
-        return t
-
-    module.train()
-    inputs, targets, mask, _ = module.task.unpack(largest)
-    lengths = None if mask is None else mask.sum(-1)
-    pop = PopulationBackbone([module.backbone], path="auto")
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y, _ = pop(module.task.encode(inputs)[None],
-                   lengths=None if lengths is None else lengths[None])  # (1, B, T, H * D)
-        module.task.loss(module.task(y[0], mask, lengths), targets, mask)
-    return 4 * params + saved[0]
-
-
-def memory_budget(device: torch.device, fraction: float = 0.5) -> int:
-    """``fraction`` of the memory free on ``device`` now (CUDA: the driver's free bytes; CPU:
-    MemAvailable of /proc/meminfo, else 8 GiB)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * fraction)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(int(line.split()[1]) * 1024 * fraction)
-    except OSError:
-        pass
-    return int(8 * 2**30 * fraction)
 
 
 def _limit(limit: int | float | None, n: int) -> int:

@@ -235,7 +235,7 @@ class PopulationBackbone(nn.Module):
                     finals[i].append(s_i)
             inp = outs[0] if nd == 1 else torch.cat(outs, dim=-1)  # (K, B, T, H * D)
             if layer < first.num_layers - 1 and self.training:
-                inp = _member_dropout(inp, [m.dropout for m in members])
+                inp = member_dropout(inp, [m.dropout for m in members])
         final = tuple(torch.stack(f, dim=1) for f in finals)  # each (K, L * D, B, H)
         if unorder is not None:
             inp = inp.index_select(0, unorder)
@@ -321,7 +321,7 @@ def _rev(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:
     return reverse(x.reshape(k_ * b_, *x.shape[2:]), rev_index).view(x.shape)
 
 
-def _member_dropout(x: torch.Tensor, rates: list[float]) -> torch.Tensor:
+def member_dropout(x: torch.Tensor, rates: list[float]) -> torch.Tensor:
     """Inverted dropout on ``(K, ...)`` with member k's own rate."""
     if not any(rates):
         return x
@@ -349,4 +349,5 @@ def _compiled(step):
     return run
 
 
-__all__ = ["POPULATION_PATHS", "PopulationBackbone", "same_shapes", "stack_parameters"]
+__all__ = ["POPULATION_PATHS", "PopulationBackbone", "member_dropout", "same_shapes",
+           "stack_parameters"]

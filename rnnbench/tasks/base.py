@@ -77,6 +77,20 @@ class Task(nn.Module):
         """Backbone outputs ``(B, T, H * D)`` -> predictions."""
         raise NotImplementedError
 
+    @property
+    def output_dropout(self) -> float:
+        """Dropout rate :meth:`forward` applies to the backbone's outputs before anything
+        else (the task option ``dropout``; 0 for tasks without it). A task that has one
+        overrides :meth:`logits`; a population then applies each member's rate itself and
+        calls :meth:`logits`, so its members may differ in it."""
+        return 0.0
+
+    def logits(
+        self, y: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor | None
+    ) -> torch.Tensor:
+        """:meth:`forward` without the output dropout (the same for tasks without one)."""
+        return self(y, mask, lengths)
+
     def loss(
         self, out: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:

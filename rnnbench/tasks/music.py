@@ -41,8 +41,15 @@ class MusicTask(Task):
     def build(self, backbone_output_size: int, bidirectional: bool) -> None:
         self.head = nn.Linear(backbone_output_size, self.n_keys)
 
+    @property
+    def output_dropout(self) -> float:
+        return float(self.drop.p)
+
     def forward(self, y, mask, lengths):
         return self.head(self.drop(y))  # (B, T, 88) logits
+
+    def logits(self, y, mask, lengths):
+        return self.head(y)  # (B, T, 88), no dropout: a population applies each member's
 
     def loss(self, out, targets, mask):
         return masked_mean(_frame_nll(out, targets), mask)  # (), ()

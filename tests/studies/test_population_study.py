@@ -98,29 +98,38 @@ def test_population_per_variant_trains_only_the_named_variants_together(tiny, tm
 
 
 
-def test_members_a_population_cannot_hold_run_solo_and_say_so(tiny, tmp_path):
-    """Search trials drawing other task options (the music head's dropout) are refused as a
-    population: they run one at a time, and the storage does not call them a population."""
+@pytest.mark.parametrize("path,values,refusal", [
+    # Windowed sequences train solo: the members run one at a time and say why.
+    ("model.tbptt", (8, 16), "run one at a time: windowed sequences (model.tbptt) train solo"),
+    # The music head's dropout is applied per member: the two train as one population.
+    ("task.dropout", (0.1, 0.4), None),
+])
+def test_members_a_population_cannot_hold_run_solo_and_say_so(tiny, tmp_path, path, values,
+                                                              refusal):
+    """Search trials a population cannot hold run one at a time, and the storage does not
+    call them a population; those it can hold are one (their population attribute is 2)."""
     spec = tiny("study.variants=[gru]", "study.trials_per_variant=2", "study.seeds=0",
                 "study.population=2", "study.pruner={name: none}",
-                "study.space={task.dropout: [0.1, 0.4]}")
+                f"study.space={{{path}: [{values[0]}, {values[1]}]}}")
     preflight(spec)
     run = StudyRun.create(spec, f"sqlite:///{tmp_path}/fallback.db")
     run.prepare()
     study = run.study(spec.variants[0], SEARCH)
-    for t, rate in zip(run.trials(spec.variants[0], SEARCH), (0.1, 0.4)):
+    for t, value in zip(run.trials(spec.variants[0], SEARCH), values):
         run.storage.set_trial_system_attr(run.trial_id(study, t.number), "fixed_params",
-                                          {**GOOD, "task.dropout": rate})
+                                          {**GOOD, path: value})
     lines: list[str] = []
     Worker(run, output_dir=spec.output_dir, log=lines.append).loop()
-    assert any("run one at a time: members must share their task options" in line
-               for line in lines)
+    said = any("run one at a time" in line for line in lines)
+    assert said == (refusal is not None), lines
+    assert refusal is None or any(refusal in line for line in lines), lines
     from rnnbench.studies.results import _trial_row
 
     trials = run.trials(spec.variants[0], SEARCH)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
-    assert sorted(t.params["task.dropout"] for t in trials) == [0.1, 0.4]
-    assert [_trial_row(run, "gru", SEARCH, t)["population"] for t in trials] == [None, None]
+    assert sorted(t.params[path] for t in trials) == sorted(values)
+    expected = [None, None] if refusal else [2, 2]
+    assert [_trial_row(run, "gru", SEARCH, t)["population"] for t in trials] == expected
 
 
 def test_auto_population_is_sized_by_measured_member_memory(tiny):

@@ -49,7 +49,32 @@ def test_the_config_sets_the_rate():
     assert module.task.drop.p == pytest.approx(0.3)
 
 
+def _member_losses(*rates: float) -> list[list[float]]:
+    cfgs = [_jsb(f"seed={k + 1}", f"task.dropout={r}", "trainer.max_epochs=1")
+            for k, r in enumerate(rates)]
+    return [r.losses for r in Population(cfgs, record_losses=True).fit()]
+
+
+def test_a_population_gives_each_member_its_own_output_dropout():
+    """The head runs as member 0's module under vmap; the output dropout is applied before
+    it, per member: a member's losses depend on its own rate only."""
+    none = _member_losses(0.0, 0.0)
+    first = _member_losses(0.5, 0.0)
+    second = _member_losses(0.0, 0.5)
+    assert len(none[0]) >= 2
+    assert first[1] == pytest.approx(none[1], rel=1e-6)  # member 0's rate is not member 1's
+    assert second[0] == pytest.approx(none[0], rel=1e-6)
+    # the member's own rate acts (at initialisation the outputs are small: a small change)
+    assert max(abs(a - b) for a, b in zip(first[0], none[0])) > 1e-2
+    assert max(abs(a - b) for a, b in zip(second[1], none[1])) > 1e-2
+
+
 def test_a_population_refuses_members_with_other_task_options():
-    """The head runs as member 0's module under vmap: member 1 would get member 0's rate."""
+    """The language model's embedding dropout acts inside the encoder, which runs as member
+    0's module under vmap: member 1 would get member 0's rate."""
+    cfgs = [load_config("configs/experiment/zaremba_small.yaml", [
+        f"seed={k}", f"model.embedding_dropout={r}", "model.hidden_size=8",
+        "data.limit_tokens=2000", "checkpoint.enabled=false", "logging.wandb=false",
+        "trainer.accelerator=cpu"]) for k, r in ((1, 0.1), (2, 0.4))]
     with pytest.raises(PopulationUnsupported, match="task options"):
-        Population([_jsb("seed=1", "task.dropout=0.1"), _jsb("seed=2", "task.dropout=0.4")])
+        Population(cfgs)
