@@ -30,14 +30,16 @@ from rnnbench.population import Population
 CONFIG = "configs/experiment/chung2014_jsb.yaml"
 
 
-def member_configs(cell: str, k: int, steps: int, offset: int = 0) -> list[dict]:
-    """K JSB main-job configs of one cell: seeds and learning rates differ."""
+def member_configs(cell: str, k: int, steps: int, offset: int = 0, config: str = CONFIG,
+                   extra: tuple[str, ...] = ()) -> list[dict]:
+    """K configs of one cell (the JSB main job's by default): seeds and learning rates
+    differ; ``extra`` overrides apply to every member."""
     lrs = (0.003, 0.006, 0.01, 0.002)
-    return [load_config(CONFIG, [
+    return [load_config(config, [
         f"model.cell={cell}", f"seed={offset + i}", f"optim.lr={lrs[i % len(lrs)]}",
         "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}",
         "trainer.limit_val_batches=1", "data.eval_batch_size=16",
-        "checkpoint.enabled=false", "logging.wandb=false"]) for i in range(k)]
+        "checkpoint.enabled=false", "logging.wandb=false", *extra]) for i in range(k)]
 
 
 def timed_fit(cfgs: list[dict], **kw) -> tuple[float, Population]:
@@ -49,9 +51,10 @@ def timed_fit(cfgs: list[dict], **kw) -> tuple[float, Population]:
 
 
 def bench(cell: str, k: int, steps: int, max_solo: int, compile_step: bool,
-          shared_order: bool, compare_drop: bool = False) -> dict:
+          shared_order: bool, compare_drop: bool = False, config: str = CONFIG,
+          extra: tuple[str, ...] = ()) -> dict:
     """One row: population of ``k`` against ``k`` solo trials."""
-    cfgs = member_configs(cell, k, steps)
+    cfgs = member_configs(cell, k, steps, config=config, extra=extra)
     kept_s = None
     if compare_drop:  # every member run to the longest end, masked (the path before)
         PopulationBackbone.drop_ended = False
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-drop", action="store_true",
                         help="also time the population with every member run to the longest "
                              "end (PopulationBackbone.drop_ended = False)")
+    parser.add_argument("--config", default=CONFIG,
+                        help="the members' config (default: the JSB main job's)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="overrides for every member, e.g. model.param_budget=300000")
     parser.add_argument("--quick", action="store_true", help="K = 1, 2; 3 steps; lstm")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     for cell in args.cells:
         for k in args.ks:
             r = bench(cell, k, args.steps, args.max_solo, args.compile, args.shared_order,
-                      args.compare_drop)
+                      args.compare_drop, args.config, tuple(args.set))
             kept = (f" {r['kept_s']:.2f} | {r['kept_s'] / r['pop_s']:.2f}x |"
                     if r["kept_s"] is not None else "")
             print(f"| {r['cell']} | {r['K']} | {r['path']} | {r['pop_s']:.2f} | "
