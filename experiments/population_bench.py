@@ -24,7 +24,7 @@ import time
 import torch
 
 from rnnbench.backbones.population import PopulationBackbone
-from rnnbench.config import load_config
+from rnnbench.config import ConfigError, load_config
 from rnnbench.population import Population
 
 CONFIG = "configs/experiment/chung2014_jsb.yaml"
@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     if args.quick:
         args.cells, args.ks, args.steps, args.max_solo = ["lstm"], [1, 2], 3, 2
+    try:  # a bad --config or --set is one line before anything is timed, not a traceback
+        member_configs(args.cells[0], 1, args.steps, config=args.config, extra=tuple(args.set))
+    except ConfigError as err:
+        parser.error(f"--config/--set: {err}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.steps} "
           f"steps a trial, compile={args.compile}, shared_order={args.shared_order}")
     extra = " population s, members kept to the end | drop gain |" if args.compare_drop else ""

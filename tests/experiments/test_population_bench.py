@@ -16,3 +16,18 @@ def test_quick_mode_prints_a_row_per_population_size(capsys):
     assert all(row.split("|")[3].strip() == "batched" for row in rows)
     # --compare-drop adds the time with every member kept to the end, and the gain
     assert all(row.split("|")[10].strip().endswith("x") for row in rows)
+
+
+def test_a_bad_config_or_override_is_one_line_and_exit_2(capsys):
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("population_bench", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for argv, named in ((["--config", "nope.yaml"], "nope.yaml"),
+                        (["--set", "model.bogus=1"], "model.bogus")):
+        with pytest.raises(SystemExit) as exit_:
+            bench.main(["--quick", *argv])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err
