@@ -4,6 +4,8 @@ Usage:
     OMP_NUM_THREADS=1 python experiments/population_bench.py                  # K = 1 4 8 32 128
     OMP_NUM_THREADS=1 python experiments/population_bench.py --cells lstm --ks 8 32 --compile
     OMP_NUM_THREADS=1 python experiments/population_bench.py --quick          # a smoke run
+    python experiments/population_bench.py --config configs/experiment/zaremba_small.yaml \
+        --set trainer.accelerator=gpu --cells lstm --ks 1 8 32 64 --steps 200  # PTB-small, GPU
 
 The shapes are the JSB main job's (configs/experiment/chung2014_jsb.yaml: JSB Chorales,
 batch 4, about 20K parameters: LSTM 34 units, GRU 41, tanh 78). Every trial trains
@@ -52,19 +54,22 @@ def timed_fit(cfgs: list[dict], **kw) -> tuple[float, Population]:
 
 def bench(cell: str, k: int, steps: int, max_solo: int, compile_step: bool,
           shared_order: bool, compare_drop: bool = False, config: str = CONFIG,
-          extra: tuple[str, ...] = ()) -> dict:
-    """One row: population of ``k`` against ``k`` solo trials."""
+          extra: tuple[str, ...] = (), cuda_graphs: bool | str | None = None) -> dict:
+    """One row: population of ``k`` against ``k`` solo trials (``cuda_graphs``: both sides'
+    graph setting; ``None``: the config's)."""
     cfgs = member_configs(cell, k, steps, config=config, extra=extra)
     kept_s = None
+    kw = {"cuda_graphs": cuda_graphs}
     if compare_drop:  # every member run to the longest end, masked (the path before)
         PopulationBackbone.drop_ended = False
         try:
-            kept_s = timed_fit(cfgs, compile_step=compile_step, shared_order=shared_order)[0]
+            kept_s = timed_fit(cfgs, compile_step=compile_step, shared_order=shared_order,
+                               **kw)[0]
         finally:
             PopulationBackbone.drop_ended = True
-    pop_s, pop = timed_fit(cfgs, compile_step=compile_step, shared_order=shared_order)
+    pop_s, pop = timed_fit(cfgs, compile_step=compile_step, shared_order=shared_order, **kw)
     n_solo = min(k, max_solo)
-    solo_s = sum(timed_fit([c], path="loop")[0] for c in cfgs[:n_solo]) * k / n_solo
+    solo_s = sum(timed_fit([c], path="loop", **kw)[0] for c in cfgs[:n_solo]) * k / n_solo
     return {"cell": cell, "K": k, "path": pop._pop[1].path, "pop_s": pop_s,
             "solo_s": solo_s, "solo_measured": n_solo,
             "pop_trials_h": 3600 * k / pop_s, "solo_trials_h": 3600 * k / solo_s,
@@ -89,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="the members' config (default: the JSB main job's)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides for every member, e.g. model.param_budget=300000")
+    parser.add_argument("--cuda-graphs", choices=["config", "auto", "false"], default="config",
+                        help="population and solo steps as CUDA graphs (streaming tasks on a "
+                             "GPU): the config's optim.cuda_graphs, auto, or off")
     parser.add_argument("--quick", action="store_true", help="K = 1, 2; 3 steps; lstm")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -98,8 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         member_configs(args.cells[0], 1, args.steps, config=args.config, extra=tuple(args.set))
     except ConfigError as err:
         parser.error(f"--config/--set: {err}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.steps} "
-          f"steps a trial, compile={args.compile}, shared_order={args.shared_order}")
+    device = "cuda " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} thread, "
+          f"{args.steps} steps a trial, compile={args.compile}, "
+          f"shared_order={args.shared_order}, cuda_graphs={args.cuda_graphs}")
     extra = " population s, members kept to the end | drop gain |" if args.compare_drop else ""
     print("| cell | K | path | population s | solo s (measured) | population trials/h "
           "| solo trials/h | ratio |" + extra)
@@ -107,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     for cell in args.cells:
         for k in args.ks:
             r = bench(cell, k, args.steps, args.max_solo, args.compile, args.shared_order,
-                      args.compare_drop, args.config, tuple(args.set))
+                      args.compare_drop, args.config, tuple(args.set),
+                      {"config": None, "auto": "auto", "false": False}[args.cuda_graphs])
             kept = (f" {r['kept_s']:.2f} | {r['kept_s'] / r['pop_s']:.2f}x |"
                     if r["kept_s"] is not None else "")
             print(f"| {r['cell']} | {r['K']} | {r['path']} | {r['pop_s']:.2f} | "

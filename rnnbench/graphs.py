@@ -111,18 +111,17 @@ class StepGraph:
     def _run_body(self) -> tuple[torch.Tensor, torch.Tensor]:
         loss, backward_loss, new_state = self.body(self.inputs, self.state)
         backward_loss.backward()
-        grads = [p for p in self.params if p.grad is not None]
-        if self.clip:
-            norm = torch.nn.utils.clip_grad_norm_(grads, self.clip)
-        else:
-            norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(p.grad) for p in grads])
-            )
-        self.optimizer.step()
+        norm = self._clip_and_step()
         with torch.no_grad():
             for buf, new in zip(self.state, new_state):
                 buf.copy_(new)  # the carry: next window starts from this window's end
         return loss.detach(), norm.detach()
+
+    def _clip_and_step(self) -> torch.Tensor:
+        """Clips the gradients, steps the optimiser; returns the norm before clipping."""
+        norm = _clip(self.params, self.clip)
+        self.optimizer.step()
+        return norm
 
     def _setup(self, inputs: Sequence[torch.Tensor], state: State) -> None:
         self.inputs = tuple(torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -199,3 +198,62 @@ class StepGraph:
         self.graph = graph
         self._hyper = self._hyperparameters()
         self.captures += 1
+
+
+def _clip(params: Sequence[torch.nn.Parameter], clip: float | None) -> torch.Tensor:
+    """Global norm of the gradients of ``params`` (as a device tensor, no host sync), after
+    scaling them to at most ``clip`` when given."""
+    grads = [p for p in params if p.grad is not None]
+    if clip:
+        return torch.nn.utils.clip_grad_norm_(grads, clip)
+    return torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(p.grad) for p in grads]))
+
+
+class _Optimizers:
+    """Several optimisers stepped as one (what :class:`StepGraph` calls on its optimiser)."""
+
+    def __init__(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        self.optimizers = list(optimizers)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+
+class GroupedStepGraph(StepGraph):
+    """Several models' training steps captured as one graph (a population's members).
+
+    One body computes every model's loss (their sum is differentiated); then each group,
+    a model's ``(parameters, optimiser, clip)``, is clipped on its own and stepped by its
+    own optimiser, as that model would be alone. ``grad_norm`` is ``(G,)``, one norm per
+    group, before clipping.
+    """
+
+    def __init__(
+        self,
+        body: Body,
+        groups: Sequence[tuple[Sequence[torch.nn.Parameter], torch.optim.Optimizer,
+                               float | None]],
+        *,
+        warmup: int = 3,
+        emulate: bool = False,
+    ) -> None:
+        self.groups = [(list(params), opt, float(clip) if clip else None)
+                       for params, opt, clip in groups]
+        super().__init__(body, [p for params, _, _ in self.groups for p in params],
+                         _Optimizers([opt for _, opt, _ in self.groups]), None,  # type: ignore[arg-type]
+                         warmup=warmup, emulate=emulate)
+
+    def _clip_and_step(self) -> torch.Tensor:
+        norms = torch.stack([_clip(params, clip) for params, _, clip in self.groups])
+        self.optimizer.step()
+        return norms

@@ -37,6 +37,7 @@ from rnnbench.backbones.population import (
     stack_parameters,
 )
 from rnnbench.data.batch import Batch, as_batch, stack_batches
+from rnnbench.population_graph import PopulationGraphs
 from rnnbench.population_memory import member_bytes, memory_budget
 from rnnbench.tasks.base import Task
 
@@ -85,6 +86,12 @@ class _Member:
                                    weight_decay=hp.weight_decay)
         self.sched = build_scheduler(self.opt, hp.scheduler, mode=module.task.mode,
                                      max_epochs=cfg["trainer"].get("max_epochs"))
+        self._optim = lambda capturable: build_optimizer(  # noqa: E731 - rebuilt for graphs
+            hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
+            weight_decay=hp.weight_decay, capturable=capturable)
+        self._sched = lambda opt: build_scheduler(  # noqa: E731
+            opt, hp.scheduler, mode=module.task.mode,
+            max_epochs=cfg["trainer"].get("max_epochs"))
         self.result = MemberResult(index, num_parameters=module.num_parameters(),
                                    hidden_size=int(hp.hidden_size))
         self.active = True
@@ -147,13 +154,17 @@ class Population:
         keep_best: Keep each member's state dict at its best validation epoch.
         record_losses: Keep every member's per-step training loss (tests, benchmarks).
         device: Where to train (default: CUDA when the configs ask for a GPU, else CPU).
+        cuda_graphs: Replay the training step as one CUDA graph (streaming tasks; see
+            :mod:`rnnbench.population_graph`): ``auto``, ``True``, ``False`` or ``emulate``;
+            default: the members' ``optim.cuda_graphs``.
     """
 
     def __init__(self, cfgs: Sequence[dict[str, Any]], *,
                  callbacks: Sequence[EpochCallback | None] | None = None,
                  shared_order: bool = False, path: str = "auto", compile_step: bool = False,
                  keep_best: bool = False, record_losses: bool = False,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None,
+                 cuda_graphs: bool | str | None = None) -> None:
         from rnnbench.train import build
 
         if not cfgs:
@@ -174,6 +185,12 @@ class Population:
         self.monitor = self.members[0].module.monitor
         self.mode = self.task.mode
         self._vmap_ok = {"encoder": True, "task head": True}  # False after vmap fails
+        mode = self.members[0].module.hparams.cuda_graphs if cuda_graphs is None else cuda_graphs
+        self._graphs = PopulationGraphs(self, mode)
+        if self._graphs.off is None and self.device.type == "cuda":
+            for m in self.members:  # a captured optimiser step keeps its state on the device
+                m.opt = m._optim(True)
+                m.sched = m._sched(m.opt)
 
     def _check(self, cfgs: Sequence[dict[str, Any]]) -> None:
         modules = [m.module for m in self.members]
@@ -201,7 +218,8 @@ class Population:
         for cfg in cfgs:
             extra = set(cfg["trainer"]) - {"max_epochs", "accelerator", "devices",
                                             "log_every_n_steps", "limit_train_batches",
-                                            "limit_val_batches", "enable_model_summary"}
+                                            "limit_val_batches", "limit_test_batches",
+                                            "enable_model_summary"}
             if extra:
                 raise PopulationUnsupported(
                     f"trainer option(s) {sorted(extra)} are not supported in populations")
@@ -316,16 +334,30 @@ class Population:
         for _ in range(n_batches):
             members = self._active()
             if not members:
-                return
+                break
             batches = self._batches(members, loaders)
             if batches is None:
-                return
+                break
             state = self._train_step(members, batches, state)
+        self._graphs.flush()
 
     def _train_step(self, members: list[_Member], batches: list[Batch], state):
         inputs, targets, mask = stack_batches(batches, self.device)
         if any(b.reset is not None for b in batches):
             raise PopulationUnsupported("document-boundary resets are not supported")
+        graphs = self._graphs
+        if graphs.wants(batches):
+            new = graphs.step(members, inputs, targets, state)
+            if new is not False:
+                return _kept(members, new)
+        graphs.flush()  # what the graph trained is read before an eager step
+        keep = [k for k, m in enumerate(members) if m.active]
+        if len(keep) < len(members):  # that read dropped a member
+            if not keep:
+                return None
+            state = _kept(members, state, keep)
+            members, batches = [members[k] for k in keep], [batches[k] for k in keep]
+            inputs, targets, mask = stack_batches(batches, self.device)
         for m in members:
             m.module._noise.perturb(m.params)  # weight noise: this update's forward and backward
         try:
@@ -492,6 +524,15 @@ class Population:
             return
         if reason:
             self._drop(m, "PRUNED", "", str(reason))
+
+
+def _kept(members: list[_Member], state, keep: list[int] | None = None):
+    """The carried state of the members still active (``keep``: their rows)."""
+    if keep is None:
+        keep = [k for k, m in enumerate(members) if m.active]
+        if len(keep) == len(members):
+            return state
+    return None if state is None else tuple(s[keep] for s in state)
 
 
 def _limit(limit: int | float | None, n: int) -> int:

@@ -321,13 +321,19 @@ def _rev(x: torch.Tensor, rev_index: torch.Tensor | None) -> torch.Tensor:
     return reverse(x.reshape(k_ * b_, *x.shape[2:]), rev_index).view(x.shape)
 
 
+_KEEP: dict[tuple, torch.Tensor] = {}  # (rates, dtype, device) -> keep probabilities (K,)
+
+
 def member_dropout(x: torch.Tensor, rates: list[float]) -> torch.Tensor:
     """Inverted dropout on ``(K, ...)`` with member k's own rate."""
     if not any(rates):
         return x
     if len(set(rates)) == 1:
         return F.dropout(x, rates[0], True)
-    keep = 1.0 - torch.tensor(rates, dtype=x.dtype, device=x.device)  # (K,)
+    key = (tuple(rates), x.dtype, x.device)
+    keep = _KEEP.get(key)
+    if keep is None:  # made once: a CUDA graph capture may not copy from the host
+        keep = _KEEP[key] = 1.0 - torch.tensor(rates, dtype=x.dtype, device=x.device)  # (K,)
     keep = keep.view(-1, *([1] * (x.dim() - 1)))  # (K, 1, ...)
     return x * torch.bernoulli(keep.expand_as(x)) / keep
 
