@@ -11,9 +11,10 @@ NaN/inf is dropped (the others go on); a member its callback prunes stops costin
 
 Shapes: K members, B rows, T steps, I features, H units.
 
-Over 500 lines: the lockstep trainer with its evaluation, test and checkpoint writing, read
-together. The memory sizing of ``study.population: auto`` is in
-:mod:`rnnbench.population_memory` (re-exported here).
+The members themselves (module, data, optimiser, result) are in
+:mod:`rnnbench.population_member`, the graphed step in :mod:`rnnbench.population_graph`
+and the memory sizing of ``study.population: auto`` in :mod:`rnnbench.population_memory`
+(the public names re-exported here).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,106 +38,20 @@ from rnnbench.backbones.population import (
 )
 from rnnbench.data.batch import Batch, as_batch, stack_batches
 from rnnbench.population_graph import PopulationGraphs
+from rnnbench.population_member import (
+    Encode,
+    EpochCallback,
+    Head,
+    Member,
+    MemberResult,
+    Out,
+    task_options,
+)
 from rnnbench.population_memory import member_bytes, memory_budget
-from rnnbench.tasks.base import Task
 
 _log = logging.getLogger(__name__)
-# What a member's per-epoch callback sees and returns: (epoch (1-based), metrics) -> None to
-# go on, or the reason to stop it (pruned).
-EpochCallback = Callable[[int, dict[str, float]], "str | None"]
-
-
 class PopulationUnsupported(ValueError):
     """These configs cannot train as one population (run them solo); the message says why."""
-
-
-@dataclass
-class MemberResult:
-    """How one member ended: ``state`` COMPLETE, PRUNED or FAIL (``fail_kind`` says why)."""
-
-    index: int
-    state: str = "COMPLETE"
-    reason: str = ""
-    fail_kind: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    history: dict[int, float] = field(default_factory=dict)  # epoch -> monitored metric
-    best_epoch: int | None = None
-    best_value: float | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    losses: list[float] = field(default_factory=list)  # per training step (record_losses)
-    log: list[dict[str, float]] = field(default_factory=list)  # per epoch, as metrics.csv
-    num_parameters: int = 0
-    hidden_size: int = 0
-    wall_time_s: float = 0.0
-
-
-class _Member:
-    """One member's module, data, optimiser and bookkeeping (plain object, no autograd)."""
-
-    def __init__(self, index: int, cfg: dict[str, Any], module: Any, datamodule: Any,
-                 callback: EpochCallback | None) -> None:
-        from rnnbench.optim import build_optimizer, build_scheduler
-
-        hp = module.hparams
-        self.index, self.cfg, self.module, self.dm, self.callback = (
-            index, cfg, module, datamodule, callback)
-        self.params = [p for p in module.parameters() if p.requires_grad]
-        self.opt = build_optimizer(hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
-                                   weight_decay=hp.weight_decay)
-        self.sched = build_scheduler(self.opt, hp.scheduler, mode=module.task.mode,
-                                     max_epochs=cfg["trainer"].get("max_epochs"))
-        self._optim = lambda capturable: build_optimizer(  # noqa: E731 - rebuilt for graphs
-            hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
-            weight_decay=hp.weight_decay, capturable=capturable)
-        self._sched = lambda opt: build_scheduler(  # noqa: E731
-            opt, hp.scheduler, mode=module.task.mode,
-            max_epochs=cfg["trainer"].get("max_epochs"))
-        self.result = MemberResult(index, num_parameters=module.num_parameters(),
-                                   hidden_size=int(hp.hidden_size))
-        self.active = True
-        self.steps, self.loss_sum, self.units = 0, 0.0, 0.0  # this epoch's: for the log
-
-
-def _options(module: Any) -> dict[str, Any]:
-    """A member's task options, less the output dropout (``task.dropout``), which a
-    population applies per member before :meth:`Task.logits`."""
-    opts = dict(module.hparams.task_kwargs or {})
-    if type(module.task).logits is not Task.logits:
-        opts.pop("dropout", None)
-    return opts
-
-
-class _Head(nn.Module):
-    """Task head + loss of one member, as one module ``functional_call`` can batch."""
-
-    def __init__(self, task: nn.Module) -> None:
-        super().__init__()
-        self.task = task
-
-    def forward(self, y, targets, mask, lengths):
-        out = self.task.logits(y, mask, lengths)  # task outputs (output dropout applied)
-        loss, count = self.task.loss(out, targets, mask)  # (), ()
-        return out, loss, torch.as_tensor(count, dtype=loss.dtype, device=loss.device)
-
-
-class _Out(nn.Module):
-    """Task head of one member (its outputs only; the loss is batched by the task)."""
-
-    def __init__(self, task: nn.Module) -> None:
-        super().__init__()
-        self.task = task
-
-    def forward(self, y, mask, lengths):
-        return self.task.logits(y, mask, lengths)  # task outputs (output dropout applied)
-
-
-class _Encode(nn.Module):
-    def __init__(self, task: nn.Module) -> None:
-        super().__init__()
-        self.task = task
-
-    def forward(self, inputs):
-        return self.task.encode(inputs)  # (B, T, I)
 
 
 class Population:
@@ -170,11 +84,11 @@ class Population:
         if not cfgs:
             raise PopulationUnsupported("a population needs at least one member config")
         callbacks = list(callbacks or [None] * len(cfgs))
-        self.members: list[_Member] = []
+        self.members: list[Member] = []
         for k, cfg in enumerate(cfgs):
             module, dm, _ = build(cfg)  # seeds exactly as a solo run does
             module._noise.bind_seed(torch.initial_seed())  # the member's own noise stream
-            self.members.append(_Member(k, cfg, module, dm, callbacks[k]))
+            self.members.append(Member(k, cfg, module, dm, callbacks[k]))
         self._check(cfgs)
         self.device = torch.device(device) if device is not None else _device(cfgs[0])
         for m in self.members:
@@ -207,7 +121,7 @@ class Population:
             if (m.hparams.task, m.hparams.cell, m.hparams.loss_reduction) != (
                     first.hparams.task, first.hparams.cell, first.hparams.loss_reduction):
                 raise PopulationUnsupported("members must share task, cell and loss_reduction")
-            if _options(m) != _options(first):
+            if task_options(m) != task_options(first):
                 # The head and encoder run as member 0's module under vmap: a task option
                 # that is not a weight would be member 0's for all (the output dropout is
                 # applied per member before the head, so members may differ in it).
@@ -290,11 +204,11 @@ class Population:
             "pytorch-lightning_version": lightning_version,
         }), path)
 
-    def _active(self) -> list[_Member]:
+    def _active(self) -> list[Member]:
         return [m for m in self.members if m.active]
 
     @staticmethod
-    def _log_epoch(m: _Member, epoch: int, share: float, metrics: dict[str, float]) -> None:
+    def _log_epoch(m: Member, epoch: int, share: float, metrics: dict[str, float]) -> None:
         """The member's row of its epoch: what a solo run's ``metrics.csv`` holds then. Its
         throughput is over its share of the population's time (time / members)."""
         units = max(m.units, 1.0)
@@ -304,7 +218,7 @@ class Population:
                              **metrics})
         m.loss_sum, m.units = 0.0, 0.0
 
-    def _backbone(self, members: list[_Member]) -> PopulationBackbone:
+    def _backbone(self, members: list[Member]) -> PopulationBackbone:
         key = tuple(m.index for m in members)
         cached = getattr(self, "_pop", None)
         if cached is None or cached[0] != key:
@@ -313,7 +227,7 @@ class Population:
             self._pop = (key, pop)
         return self._pop[1]
 
-    def _batches(self, members: list[_Member], loaders: dict[int, Any]) -> list[Batch] | None:
+    def _batches(self, members: list[Member], loaders: dict[int, Any]) -> list[Batch] | None:
         try:
             if self.shared_order:
                 shared = as_batch(next(loaders[members[0].index]))
@@ -341,7 +255,7 @@ class Population:
             state = self._train_step(members, batches, state)
         self._graphs.flush()
 
-    def _train_step(self, members: list[_Member], batches: list[Batch], state):
+    def _train_step(self, members: list[Member], batches: list[Batch], state):
         inputs, targets, mask = stack_batches(batches, self.device)
         if any(b.reset is not None for b in batches):
             raise PopulationUnsupported("document-boundary resets are not supported")
@@ -394,7 +308,7 @@ class Population:
         keep = [k for k, m in enumerate(members) if m.active]
         return tuple(s.detach()[keep] for s in state)  # each (K', L * D, B, H)
 
-    def _forward(self, members: list[_Member], inputs, targets, mask, state):
+    def _forward(self, members: list[Member], inputs, targets, mask, state):
         """``(out, loss (K,), count (K,), state)`` of one batch for the active members."""
         pop = self._backbone(members)
         pop.train(members[0].module.training)
@@ -406,27 +320,27 @@ class Population:
         out, loss, count = self._head(members, y, targets, mask, lengths)
         return out, loss, count, state
 
-    def _encode(self, members: list[_Member], inputs: torch.Tensor) -> torch.Tensor:
+    def _encode(self, members: list[Member], inputs: torch.Tensor) -> torch.Tensor:
         tasks = [m.module.task for m in members]
         if self._vmap_ok["encoder"] and any(True for _ in tasks[0].parameters()):
-            got = self._vmapped("encoder", [_Encode(t) for t in tasks], (inputs,), (0,))
+            got = self._vmapped("encoder", [Encode(t) for t in tasks], (inputs,), (0,))
             if got is not None:
                 return got
         # No weights (music, forecasting frames): nothing to batch.
         return torch.stack([t.encode(inputs[k]) for k, t in enumerate(tasks)])
 
-    def _head(self, members: list[_Member], y, targets, mask, lengths):
+    def _head(self, members: list[Member], y, targets, mask, lengths):
         task = members[0].module.task
         if task.has_member_loss and self._vmap_ok["task head"]:
             # The head under vmap, the loss on all members' outputs at once: ops without a
             # batching rule (binary_cross_entropy_with_logits) cost 3x under vmap.
-            out = self._vmapped("task head", [_Out(m.module.task) for m in members],
+            out = self._vmapped("task head", [Out(m.module.task) for m in members],
                                 (y, mask, lengths),
                                 (0, None if mask is None else 0, None if lengths is None else 0))
             if out is not None:
                 loss, count = task.member_loss(out, targets, mask)  # (K,), (K,)
                 return out, loss, count
-        heads = [_Head(m.module.task) for m in members]
+        heads = [Head(m.module.task) for m in members]
         if self._vmap_ok["task head"]:
             dims = (0, 0, None if mask is None else 0, None if lengths is None else 0)
             got = self._vmapped("task head", heads, (y, targets, mask, lengths), dims)
@@ -449,7 +363,7 @@ class Population:
                          err)
             return None
 
-    def _drop(self, m: _Member, state: str, kind: str, reason: str) -> None:
+    def _drop(self, m: Member, state: str, kind: str, reason: str) -> None:
         m.active = False
         m.result.state, m.result.fail_kind, m.result.reason = state, kind, reason
         for p in m.params:
@@ -492,7 +406,7 @@ class Population:
             m.module.train()
         return metrics
 
-    def _end_epoch(self, m: _Member, epoch: int, metrics: dict[str, float]) -> None:
+    def _end_epoch(self, m: Member, epoch: int, metrics: dict[str, float]) -> None:
         """Scheduler, best state and the member's callback after one epoch."""
         res = m.result
         res.metrics.update(metrics)
@@ -526,7 +440,7 @@ class Population:
             self._drop(m, "PRUNED", "", str(reason))
 
 
-def _kept(members: list[_Member], state, keep: list[int] | None = None):
+def _kept(members: list[Member], state, keep: list[int] | None = None):
     """The carried state of the members still active (``keep``: their rows)."""
     if keep is None:
         keep = [k for k, m in enumerate(members) if m.active]

@@ -1,0 +1,111 @@
+"""A population's members: each one's module, data, optimiser and bookkeeping
+(:class:`Member`), how it ended (:class:`MemberResult`), and the per-member wrappers that
+``torch.func`` batches over the members (task head, loss, encoder). Used by
+:mod:`rnnbench.population`, which re-exports the public names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnbench.tasks.base import Task
+
+# What a member's per-epoch callback sees and returns: (epoch (1-based), metrics) -> None to
+# go on, or the reason to stop it (pruned).
+EpochCallback = Callable[[int, dict[str, float]], "str | None"]
+
+
+@dataclass
+class MemberResult:
+    """How one member ended: ``state`` COMPLETE, PRUNED or FAIL (``fail_kind`` says why)."""
+
+    index: int
+    state: str = "COMPLETE"
+    reason: str = ""
+    fail_kind: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: dict[int, float] = field(default_factory=dict)  # epoch -> monitored metric
+    best_epoch: int | None = None
+    best_value: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    losses: list[float] = field(default_factory=list)  # per training step (record_losses)
+    log: list[dict[str, float]] = field(default_factory=list)  # per epoch, as metrics.csv
+    num_parameters: int = 0
+    hidden_size: int = 0
+    wall_time_s: float = 0.0
+
+
+class Member:
+    """One member's module, data, optimiser and bookkeeping (plain object, no autograd)."""
+
+    def __init__(self, index: int, cfg: dict[str, Any], module: Any, datamodule: Any,
+                 callback: EpochCallback | None) -> None:
+        from rnnbench.optim import build_optimizer, build_scheduler
+
+        hp = module.hparams
+        self.index, self.cfg, self.module, self.dm, self.callback = (
+            index, cfg, module, datamodule, callback)
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.opt = build_optimizer(hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
+                                   weight_decay=hp.weight_decay)
+        self.sched = build_scheduler(self.opt, hp.scheduler, mode=module.task.mode,
+                                     max_epochs=cfg["trainer"].get("max_epochs"))
+        self._optim = lambda capturable: build_optimizer(  # noqa: E731 - rebuilt for graphs
+            hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
+            weight_decay=hp.weight_decay, capturable=capturable)
+        self._sched = lambda opt: build_scheduler(  # noqa: E731
+            opt, hp.scheduler, mode=module.task.mode,
+            max_epochs=cfg["trainer"].get("max_epochs"))
+        self.result = MemberResult(index, num_parameters=module.num_parameters(),
+                                   hidden_size=int(hp.hidden_size))
+        self.active = True
+        self.steps, self.loss_sum, self.units = 0, 0.0, 0.0  # this epoch's: for the log
+
+
+def task_options(module: Any) -> dict[str, Any]:
+    """A member's task options, less the output dropout (``task.dropout``), which a
+    population applies per member before :meth:`Task.logits`."""
+    opts = dict(module.hparams.task_kwargs or {})
+    if type(module.task).logits is not Task.logits:
+        opts.pop("dropout", None)
+    return opts
+
+
+class Head(nn.Module):
+    """Task head + loss of one member, as one module ``functional_call`` can batch."""
+
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, y, targets, mask, lengths):
+        out = self.task.logits(y, mask, lengths)  # task outputs (output dropout applied)
+        loss, count = self.task.loss(out, targets, mask)  # (), ()
+        return out, loss, torch.as_tensor(count, dtype=loss.dtype, device=loss.device)
+
+
+class Out(nn.Module):
+    """Task head of one member (its outputs only; the loss is batched by the task)."""
+
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, y, mask, lengths):
+        return self.task.logits(y, mask, lengths)  # task outputs (output dropout applied)
+
+
+class Encode(nn.Module):
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, inputs):
+        return self.task.encode(inputs)  # (B, T, I)
+
+
+__all__ = ["Encode", "EpochCallback", "Head", "Member", "MemberResult", "Out", "task_options"]
