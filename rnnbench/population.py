@@ -189,8 +189,9 @@ class Population:
             m.result.wall_time_s = wall
 
     def save_best(self, index: int, path: str | Path) -> None:
-        """Writes member ``index`` at its best epoch as a checkpoint ``rnnbench use`` and
-        :func:`rnnbench.inference.load_model` read (weights and hyper-parameters)."""
+        """Writes member ``index`` at its best epoch as a checkpoint that ``rnnbench
+        evaluate``, ``generate``, ``export`` and :func:`rnnbench.inference.load_model` read
+        (weights and hyper-parameters)."""
         from lightning import __version__ as lightning_version
 
         from rnnbench.checkpointing import atomic_save, to_plain
