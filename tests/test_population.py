@@ -131,8 +131,10 @@ def test_members_of_other_shapes_are_refused():
 
 
 @pytest.mark.gpu
-def test_population_equals_solo_on_gpu(tmp_path):
-    """The same equality on CUDA (the population's step runs eagerly there for now)."""
+def test_population_equals_solo_on_gpu(tmp_path, monkeypatch):
+    """The same equality on CUDA (padded music batches: the population's step runs eagerly)."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     extra = ("trainer.accelerator=gpu", "trainer.max_epochs=1")
     cfgs = [_cfg(1, "adam", 0.01, 0.5, *extra), _cfg(2, "sgd", 0.5, 0.2, *extra)]
     results = Population(cfgs, record_losses=True).fit()
