@@ -12,6 +12,8 @@ from rnnbench.studies.pool import preflight
 from rnnbench.studies.trials import SEARCH
 from rnnbench.studies.worker import Worker
 
+from .conftest import ROOT
+
 GOOD, BEST = {"lr": 0.003, "optimizer": "adam"}, {"lr": 0.03, "optimizer": "adam"}
 # trial -> fixed values: a first population (0-2) completes; in the second one trial 3
 # diverges (NaN), trial 4 barely moves and is pruned against the completed trials' median,
@@ -232,3 +234,33 @@ def test_final_population_is_a_count_or_a_count_per_variant(tiny):
     for bad in ("0", "{lstmm: 2}", "{gru: two}"):
         with pytest.raises(ConfigError, match="study.final_population must be"):
             tiny(f"study.final_population={bad}")
+
+
+def test_a_graphed_streaming_population_stores_what_solo_trials_store(tmp_path):
+    """A language-model study (streaming): the population's graphed step (``emulate`` on
+    CPU) gives each trial the value and attributes its solo run gives it."""
+    from rnnbench.studies.spec import load_study
+
+    def study(population: int, graphs: str):
+        spec = load_study(str(ROOT / "configs/experiment/dlfs2_simple_rnnlm.yaml"), [
+            f"logging.dir={tmp_path / f'runs{population}'}", "study.name=lm_population",
+            "study.variants=[lstm]", "study.trials_per_variant=3", "study.seeds=0",
+            f"study.population={population}", f"optim.cuda_graphs={graphs}",
+            "study.space={lr: {low: 0.01, high: 0.5, log: true}}",
+            "study.sampler={name: random, seed: 0}", "data.limit_tokens=2001", "data.bptt=7",
+            "trainer.max_epochs=2", "trainer.limit_val_batches=2", "model.cell=lstm"])
+        preflight(spec)
+        run = StudyRun.create(spec, f"sqlite:///{tmp_path}/lm{population}.db")
+        run.prepare()
+        lines: list[str] = []
+        Worker(run, output_dir=spec.output_dir, log=lines.append).loop()
+        return run.trials(spec.variants[0], SEARCH), lines
+
+    graphed, lines = study(3, "emulate")
+    assert any("population of 3: trials #0, #1, #2" in line for line in lines)
+    solo, _ = study(1, "false")
+    assert [t.state for t in graphed] == [t.state for t in solo] == [TrialState.COMPLETE] * 3
+    for g, s in zip(graphed, solo):
+        assert g.params == s.params and g.value == pytest.approx(s.value, rel=1e-5)
+        assert set(g.user_attrs) == set(s.user_attrs)
+        assert g.intermediate_values.keys() == s.intermediate_values.keys() == {1, 2}
