@@ -50,6 +50,8 @@ from rnnbench.population_member import (
 from rnnbench.population_memory import member_bytes, memory_budget
 
 _log = logging.getLogger(__name__)
+
+
 class PopulationUnsupported(ValueError):
     """These configs cannot train as one population (run them solo); the message says why."""
 
@@ -99,12 +101,14 @@ class Population:
         self.monitor = self.members[0].module.monitor
         self.mode = self.task.mode
         self._vmap_ok = {"encoder": True, "task head": True}  # False after vmap fails
+        if cuda_graphs not in (None, "auto", True, False, "emulate"):
+            raise ValueError("cuda_graphs must be None (the members' optim.cuda_graphs), "
+                             f"'auto', True, False or 'emulate'; got {cuda_graphs!r}")
         mode = self.members[0].module.hparams.cuda_graphs if cuda_graphs is None else cuda_graphs
         self._graphs = PopulationGraphs(self, mode)
         if self._graphs.off is None and self.device.type == "cuda":
             for m in self.members:  # a captured optimiser step keeps its state on the device
-                m.opt = m._optim(True)
-                m.sched = m._sched(m.opt)
+                m.build_optimizer(capturable=True)
 
     def _check(self, cfgs: Sequence[dict[str, Any]]) -> None:
         modules = [m.module for m in self.members]

@@ -44,26 +44,26 @@ class Member:
 
     def __init__(self, index: int, cfg: dict[str, Any], module: Any, datamodule: Any,
                  callback: EpochCallback | None) -> None:
-        from rnnbench.optim import build_optimizer, build_scheduler
-
         hp = module.hparams
         self.index, self.cfg, self.module, self.dm, self.callback = (
             index, cfg, module, datamodule, callback)
         self.params = [p for p in module.parameters() if p.requires_grad]
-        self.opt = build_optimizer(hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
-                                   weight_decay=hp.weight_decay)
-        self.sched = build_scheduler(self.opt, hp.scheduler, mode=module.task.mode,
-                                     max_epochs=cfg["trainer"].get("max_epochs"))
-        self._optim = lambda capturable: build_optimizer(  # noqa: E731 - rebuilt for graphs
-            hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
-            weight_decay=hp.weight_decay, capturable=capturable)
-        self._sched = lambda opt: build_scheduler(  # noqa: E731
-            opt, hp.scheduler, mode=module.task.mode,
-            max_epochs=cfg["trainer"].get("max_epochs"))
+        self.build_optimizer(capturable=False)
         self.result = MemberResult(index, num_parameters=module.num_parameters(),
                                    hidden_size=int(hp.hidden_size))
         self.active = True
         self.steps, self.loss_sum, self.units = 0, 0.0, 0.0  # this epoch's: for the log
+
+    def build_optimizer(self, capturable: bool) -> None:
+        """(Re)builds the member's optimiser and scheduler from its hyper-parameters;
+        ``capturable`` for a step a CUDA graph captures (state kept on the device)."""
+        from rnnbench.optim import build_optimizer, build_scheduler
+
+        hp = self.module.hparams
+        self.opt = build_optimizer(hp.optimizer, self.params, lr=hp.lr, momentum=hp.momentum,
+                                   weight_decay=hp.weight_decay, capturable=capturable)
+        self.sched = build_scheduler(self.opt, hp.scheduler, mode=self.module.task.mode,
+                                     max_epochs=self.cfg["trainer"].get("max_epochs"))
 
 
 def task_options(module: Any) -> dict[str, Any]:

@@ -106,3 +106,8 @@ def test_population_cuda_graph_equals_solo_on_gpu(tmp_path, monkeypatch):
         solo = torch.tensor(_solo_losses(cfg, tmp_path))
         rel = ((torch.tensor(g.losses) - solo).abs() / solo.abs()).max().item()
         assert rel < 1e-5, f"seed {cfg['seed']}: per-step losses differ from solo by {rel:.2e}"
+
+
+def test_a_bad_cuda_graphs_value_is_refused_before_training():
+    with pytest.raises(ValueError, match="cuda_graphs must be"):
+        Population([_cfg(1, "adam", 0.01, 0.5)], cuda_graphs="maybe")
