@@ -16,7 +16,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from rnnbench.config import ConfigError
-from rnnbench.studies.ledger import StudyRun, Tally, rnnbench_studies
+from rnnbench.studies.ledger import POPULATION_ATTR, StudyRun, Tally, rnnbench_studies
 from rnnbench.studies.storage import (
     StorageURL,
     default_storage_url,
@@ -105,8 +105,11 @@ class StudyStatus:
     Attributes:
         state: ``done``, ``running`` (a trial is running), ``stopped`` (work is left and
             nothing runs) or ``new`` (nothing has run yet).
-        eta_s: Seconds of work left at the mean duration of the finished runs, shared by the
-            workers running now (``None`` before any run finished).
+        mean_s: Mean cost in seconds of a finished search run and of a finished final run
+            (``{"search": ..., "final": ...}``, a kind with no finished run left out). A run
+            trained in a population of K costs its wall time / K: the K shared it.
+        eta_s: Seconds of work left at those means (a kind with none yet takes the other's),
+            shared by the workers running now (``None`` before any run finished).
     """
 
     name: str
@@ -115,7 +118,27 @@ class StudyStatus:
     direction: str
     variants: list[VariantStatus] = field(default_factory=list)
     workers: int = 0
-    mean_run_s: float | None = None
+    mean_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mean_run_s(self) -> float | None:
+        """The mean cost of a run of the kind left (search first), else of any run."""
+        left = self.kinds_left
+        return next((self.mean_s[k] for k in left if k in self.mean_s),
+                    next(iter(self.mean_s.values()), None))
+
+    @property
+    def kinds_left(self) -> list[str]:
+        """``search`` and/or ``final``: the kinds of run some variant still needs."""
+        return [kind for kind in (SEARCH, FINAL)
+                if any((v.budget - v.search.done if kind == SEARCH else v.seeds - v.final.done)
+                       > 0 for v in self.variants)]
+
+    @property
+    def pace(self) -> str:
+        """``9m12s a final run`` (the means of the kinds left, else of any)."""
+        kinds = [k for k in self.kinds_left if k in self.mean_s] or list(self.mean_s)
+        return ", ".join(f"{duration(self.mean_s[k])} a {k} run" for k in kinds)
 
     @property
     def total(self) -> int:
@@ -139,9 +162,13 @@ class StudyStatus:
 
     @property
     def eta_s(self) -> float | None:
-        if self.mean_run_s is None or self.state == "done":
+        if not self.mean_s or self.state == "done":
             return None
-        return self.mean_run_s * (self.total - self.done) / max(1, self.workers)
+        fallback = next(iter(self.mean_s.values()))
+        work = sum(max(0, v.budget - v.search.done) * self.mean_s.get(SEARCH, fallback)
+                   + max(0, v.seeds - v.final.done) * self.mean_s.get(FINAL, fallback)
+                   for v in self.variants)
+        return work / max(1, self.workers)
 
     @property
     def best(self) -> tuple[str, float] | None:
@@ -156,7 +183,7 @@ def study_status(run: StudyRun) -> StudyStatus:
     spec = run.spec
     out = StudyStatus(spec.name, run.url.display, spec.metric or "?",
                       spec.direction or "minimize")
-    durations: list[float] = []
+    durations: dict[str, list[float]] = {SEARCH: [], FINAL: []}
     workers: set[str] = set()
     for v in spec.variants:
         for kind in (SEARCH, FINAL):
@@ -164,11 +191,13 @@ def study_status(run: StudyRun) -> StudyStatus:
                 if t.state == TrialState.RUNNING:
                     workers.add(str(t.user_attrs.get("worker_id") or t.number))
                 elif t.state in _FINISHED and t.datetime_start and t.datetime_complete:
-                    durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+                    wall = (t.datetime_complete - t.datetime_start).total_seconds()
+                    shared = t.system_attrs.get(POPULATION_ATTR) or 1
+                    durations[kind].append(wall / max(1, int(shared)))
         out.variants.append(VariantStatus(v.name, run.tally(v, SEARCH), run.tally(v, FINAL),
                                           run.quota(SEARCH), run.quota(FINAL)))
     out.workers = len(workers)
-    out.mean_run_s = sum(durations) / len(durations) if durations else None
+    out.mean_s = {kind: sum(d) / len(d) for kind, d in durations.items() if d}
     return out
 
 
@@ -255,9 +284,9 @@ def status_table(s: StudyStatus):
     """A Rich table: one row per variant (done, running, failed, pruned, waiting, best)."""
     from rich.table import Table
 
-    eta = (f"about {duration(s.eta_s)} left at {duration(s.mean_run_s)} a run on "
+    eta = (f"about {duration(s.eta_s)} left at {s.pace} on "
            f"{max(1, s.workers)} worker(s)" if s.eta_s is not None and s.state == "running"
-           else f"{duration(s.eta_s)} of work left at {duration(s.mean_run_s)} a run, no "
+           else f"{duration(s.eta_s)} of work left at {s.pace}, no "
            "worker running" if s.eta_s is not None else "no run finished yet"
            if s.state != "done" else "finished")
     table = Table(title=f"study {s.name} ({s.state}) | {s.where} | {s.done} of {s.total} "
@@ -279,7 +308,8 @@ def as_dict(s: StudyStatus) -> dict[str, Any]:
     """A JSON-ready form of a status (``--json``)."""
     return {"study": s.name, "state": s.state, "storage": s.where, "metric": s.metric,
             "direction": s.direction, "done": s.done, "total": s.total,
-            "workers": s.workers, "mean_run_s": s.mean_run_s, "eta_s": s.eta_s,
+            "workers": s.workers, "mean_run_s": s.mean_run_s, "mean_s": s.mean_s,
+            "eta_s": s.eta_s,
             "read_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "variants": [{"variant": v.name, **v.counts, "best": v.best,
                           "search_done": min(v.search.done, v.budget), "budget": v.budget,

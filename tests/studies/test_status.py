@@ -13,7 +13,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from optuna.trial import TrialState
 
-from rnnbench.studies.ledger import StudyRun, rnnbench_studies
+from rnnbench.studies.ledger import POPULATION_ATTR, StudyRun, rnnbench_studies
 from rnnbench.studies.pool import plan_workers, user_threads
 from rnnbench.studies.status import locate, study_status
 from rnnbench.studies.storage import open_storage
@@ -96,10 +96,12 @@ def test_status_of_a_running_study_counts_states_and_estimates_the_time_left(tin
     search = run.study(gru, "search")
     ids = [run.trial_id(search, t.number) for t in run.trials(gru, "search")]
     start = datetime.now() - timedelta(seconds=100)
-    # gru: one complete (60 s), one pruned (40 s), one running on a worker; lstm untouched
+    # gru: one complete (60 s), one pruned (40 s), one running on a worker; lstm untouched.
+    # The two finished trained in one population of 4: each costs its wall time / 4.
     for tid, state, value, secs in ((ids[0], TrialState.COMPLETE, 2.5, 60),
                                     (ids[1], TrialState.PRUNED, None, 40)):
         storage.set_trial_state_values(tid, TrialState.RUNNING)
+        storage.set_trial_system_attr(tid, POPULATION_ATTR, 4)
         storage.set_trial_state_values(tid, state, [value] if value is not None else None)
         _backdate(tmp_path / "s.db", tid, start, start + timedelta(seconds=secs))
     storage.set_trial_state_values(ids[2], TrialState.RUNNING)
@@ -110,9 +112,22 @@ def test_status_of_a_running_study_counts_states_and_estimates_the_time_left(tin
     assert g == {"done": 2, "running": 1, "failed": 0, "pruned": 1, "waiting": 1}
     assert m == {"done": 0, "running": 0, "failed": 0, "pruned": 0, "waiting": 4}
     assert status.best == ("gru", 2.5) and (status.done, status.total) == (2, 8)
-    assert status.mean_run_s == pytest.approx(50, abs=1)
-    assert status.eta_s == pytest.approx(50 * 6, abs=6)  # 6 runs left, one worker
+    assert status.mean_run_s == pytest.approx(12.5, abs=0.5)  # (60/4 + 40/4) / 2
+    assert status.eta_s == pytest.approx(12.5 * 6, abs=3)  # 6 runs left, one worker
     assert locate(spec.name, storage=url) == url
+    # final runs are priced on their own once one finished (else every final run would be
+    # priced at a search run's cost, or at a whole population's wall time)
+    final = run.study(gru, "final")
+    fid = final.ask()._trial_id
+    storage.set_trial_state_values(fid, TrialState.COMPLETE, [2.6])
+    _backdate(tmp_path / "s.db", fid, start, start + timedelta(seconds=30))
+    status = study_status(StudyRun.attach(url, spec.name))
+    assert status.mean_s["search"] == pytest.approx(12.5, abs=0.5)  # (60/4 + 40/4) / 2
+    assert status.mean_s["final"] == pytest.approx(30, abs=1)
+    # left: gru 1 search (the running one counts as not done) + lstm 3 search, lstm 1 final
+    left = status.total - status.done
+    assert status.eta_s == pytest.approx(4 * 12.5 + 1 * 30, abs=6) and left == 5
+    assert status.pace == "12s a search run, 30s a final run"
 
 
 def test_optuna_studies_and_the_dashboard_read_a_study(finished):
