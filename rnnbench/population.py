@@ -134,35 +134,52 @@ class Population:
                     f"got {dict(first.hparams.task_kwargs or {})} and "
                     f"{dict(m.hparams.task_kwargs or {})}")
         for cfg in cfgs:
-            extra = set(cfg["trainer"]) - {"max_epochs", "accelerator", "devices",
-                                            "log_every_n_steps", "limit_train_batches",
-                                            "limit_val_batches", "limit_test_batches",
+            extra = set(cfg["trainer"]) - {"max_epochs", "max_steps", "accelerator",
+                                            "devices", "log_every_n_steps",
+                                            "limit_train_batches", "limit_val_batches",
+                                            "limit_test_batches", "check_val_every_n_epoch",
                                             "enable_model_summary"}
             if extra:
                 raise PopulationUnsupported(
                     f"trainer option(s) {sorted(extra)} are not supported in populations")
+        budgets = {_schedule(cfg["trainer"]) for cfg in cfgs}
+        if len(budgets) > 1:
+            raise PopulationUnsupported("members must share max_epochs, max_steps and "
+                                        f"check_val_every_n_epoch; got {sorted(budgets)}")
+        if _schedule(cfgs[0]["trainer"])[2] > 1 and any(
+                isinstance(m.sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+                for m in self.members):
+            # Lightning steps it every epoch on the last validation's (stale) value
+            raise PopulationUnsupported("a plateau scheduler with check_val_every_n_epoch > 1 "
+                                        "trains solo")
 
     # ------------------------------------------------------------------ fit
     def fit(self) -> list[MemberResult]:
-        """Trains every member for ``trainer.max_epochs`` (or until it is dropped)."""
+        """Trains every member for ``trainer.max_epochs`` epochs or ``max_steps`` steps (or
+        until it is dropped), validating every ``check_val_every_n_epoch`` epochs, as
+        Lightning does: an epoch that ``max_steps`` cuts short is not validated."""
         t0 = self._t0 = time.perf_counter()
         trainer = self.members[0].cfg["trainer"]
-        max_epochs = int(trainer.get("max_epochs") or 1)
+        max_epochs, max_steps, every = _schedule(trainer)
         for m in self.members:
             m.dm.setup("fit")
             m.train_loader = m.dm.train_dataloader()
             m.val_loader = m.dm.val_dataloader()
             m.module.train()
+        steps = 0  # the members step in lockstep
         for epoch in range(1, max_epochs + 1):
-            if not self._active():
+            if not self._active() or (max_steps is not None and steps >= max_steps):
                 break
             start, size = time.perf_counter(), len(self._active())
-            self._train_epoch(trainer.get("limit_train_batches"))
-            metrics = self.evaluate("val", trainer.get("limit_val_batches"))
+            budget = None if max_steps is None else max_steps - steps
+            taken, whole = self._train_epoch(trainer.get("limit_train_batches"), budget)
+            steps += taken
+            validate = whole and epoch % every == 0
+            metrics = self.evaluate("val", trainer.get("limit_val_batches")) if validate else {}
             share = (time.perf_counter() - start) / size  # each member's part of the epoch
             for m in self._active():
                 self._log_epoch(m, epoch, share, metrics.get(m.index, {}))
-                self._end_epoch(m, epoch, metrics.get(m.index, {}))
+                self._end_epoch(m, epoch, metrics.get(m.index, {}), validated=validate)
         wall = time.perf_counter() - t0
         for m in self.members:
             m.result.wall_time_s = wall
@@ -241,7 +258,10 @@ class Population:
         except StopIteration:
             return None
 
-    def _train_epoch(self, limit: int | float | None) -> None:
+    def _train_epoch(self, limit: int | float | None, budget: int | None = None
+                     ) -> tuple[int, bool]:
+        """One epoch of training steps, at most ``budget``; returns the steps taken and
+        whether the epoch reached its last batch (Lightning validates only then)."""
         members = self._active()
         lead = members[0]
         loaders = {m.index: iter(m.train_loader)
@@ -249,16 +269,20 @@ class Population:
         if self.shared_order:
             loaders = {m.index: loaders[lead.index] for m in members}
         n_batches = _limit(limit, len(lead.train_loader))
-        state = None  # carried (streaming) state, each (K, L * D, B, H)
-        for _ in range(n_batches):
+        todo = n_batches if budget is None else min(n_batches, budget)
+        state, taken = None, 0  # carried (streaming) state, each (K, L * D, B, H)
+        for _ in range(todo):
             members = self._active()
             if not members:
                 break
             batches = self._batches(members, loaders)
             if batches is None:
+                n_batches = taken  # the loader ran out: that was the last batch
                 break
             state = self._train_step(members, batches, state)
+            taken += 1
         self._graphs.flush()
+        return taken, taken == n_batches
 
     def _train_step(self, members: list[Member], batches: list[Batch], state):
         inputs, targets, mask = stack_batches(batches, self.device)
@@ -411,8 +435,10 @@ class Population:
             m.module.train()
         return metrics
 
-    def _end_epoch(self, m: Member, epoch: int, metrics: dict[str, float]) -> None:
-        """Scheduler, best state and the member's callback after one epoch."""
+    def _end_epoch(self, m: Member, epoch: int, metrics: dict[str, float],
+                   validated: bool = True) -> None:
+        """Scheduler, best state and the member's callback (on validated epochs, as
+        Lightning's validation-end hooks) after one epoch."""
         res = m.result
         res.metrics.update(metrics)
         value = metrics.get(self.monitor)
@@ -434,7 +460,7 @@ class Population:
                     m.sched.step(value)
             else:
                 m.sched.step()
-        if m.callback is None:
+        if m.callback is None or not validated:
             return
         try:
             reason = m.callback(epoch, dict(res.metrics))
@@ -452,6 +478,14 @@ def _kept(members: list[Member], state, keep: list[int] | None = None):
         if len(keep) == len(members):
             return state
     return None if state is None else tuple(s[keep] for s in state)
+
+
+def _schedule(trainer: dict[str, Any]) -> tuple[int, int | None, int]:
+    """``(max_epochs, max_steps or None, check_val_every_n_epoch)`` of a trainer config."""
+    max_steps = trainer.get("max_steps")
+    max_steps = None if max_steps is None or int(max_steps) < 0 else int(max_steps)
+    return (int(trainer.get("max_epochs") or (10**9 if max_steps is not None else 1)),
+            max_steps, int(trainer.get("check_val_every_n_epoch") or 1))
 
 
 def _limit(limit: int | float | None, n: int) -> int:

@@ -8,6 +8,7 @@ import torch
 
 from rnnbench.config import load_config
 from rnnbench.population import Population, PopulationUnsupported
+from rnnbench.studies.pruning import PruningCallback
 from rnnbench.train import run
 
 JSB = "configs/experiment/chung2014_jsb.yaml"
@@ -147,3 +148,23 @@ def test_variable_bptt_windows_are_refused():
         "data.variable_bptt=true", "checkpoint.enabled=false", "logging.wandb=false"])
     with pytest.raises(PopulationUnsupported, match="variable_bptt"):
         Population([cfg, cfg])
+
+
+def test_max_steps_and_sparse_validation_follow_lightning(tmp_path):
+    """``max_steps`` cuts the third epoch short (13 steps an epoch, 30 steps) and
+    ``check_val_every_n_epoch=2`` validates epoch 2 only: the cut epoch is not validated,
+    as in a solo run; per-step losses, validated epochs and metrics equal the solo runs'."""
+    extra = ("trainer.max_epochs=100", "trainer.max_steps=30",
+             "trainer.check_val_every_n_epoch=2")
+    cfgs = [_cfg(1, "adam", 0.01, 0.5, *extra), _cfg(2, "sgd", 0.5, 0.2, *extra)]
+    calls: list[int] = []
+    results = Population(cfgs, record_losses=True,
+                         callbacks=[lambda e, m: calls.append(e), None]).fit()
+    assert [len(r.losses) for r in results] == [30, 30]
+    assert [sorted(r.history) for r in results] == [[2], [2]] and calls == [2]
+    assert [row["epoch"] for row in results[0].log] == [0, 1, 2]  # the cut epoch is logged
+    _assert_equal_to_solo(cfgs, results, tmp_path, steps=30)
+    for cfg, res in zip(cfgs, results):
+        seen = PruningCallback(None, "val/nll")  # what a solo study trial reports, by epoch
+        run(cfg, callbacks=[seen], test=False, run_dir=tmp_path / f"again{cfg['seed']}")
+        assert seen.history == pytest.approx(res.history, rel=1e-5)
