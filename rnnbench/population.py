@@ -45,7 +45,10 @@ from rnnbench.population_member import (
     Member,
     MemberResult,
     Out,
+    limit_batches,
+    member_device,
     task_options,
+    trainer_schedule,
 )
 from rnnbench.population_memory import member_bytes, memory_budget
 
@@ -92,7 +95,7 @@ class Population:
             module._noise.bind_seed(torch.initial_seed())  # the member's own noise stream
             self.members.append(Member(k, cfg, module, dm, callbacks[k]))
         self._check(cfgs)
-        self.device = torch.device(device) if device is not None else _device(cfgs[0])
+        self.device = torch.device(device) if device is not None else member_device(cfgs[0])
         for m in self.members:
             m.module.to(self.device)
         self.shared_order, self.path, self.compile_step = shared_order, path, compile_step
@@ -142,11 +145,11 @@ class Population:
             if extra:
                 raise PopulationUnsupported(
                     f"trainer option(s) {sorted(extra)} are not supported in populations")
-        budgets = {_schedule(cfg["trainer"]) for cfg in cfgs}
+        budgets = {trainer_schedule(cfg["trainer"]) for cfg in cfgs}
         if len(budgets) > 1:
             raise PopulationUnsupported("members must share max_epochs, max_steps and "
                                         f"check_val_every_n_epoch; got {sorted(budgets)}")
-        if _schedule(cfgs[0]["trainer"])[2] > 1 and any(
+        if trainer_schedule(cfgs[0]["trainer"])[2] > 1 and any(
                 isinstance(m.sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
                 for m in self.members):
             # Lightning steps it every epoch on the last validation's (stale) value
@@ -160,7 +163,7 @@ class Population:
         Lightning does: an epoch that ``max_steps`` cuts short is not validated."""
         t0 = self._t0 = time.perf_counter()
         trainer = self.members[0].cfg["trainer"]
-        max_epochs, max_steps, every = _schedule(trainer)
+        max_epochs, max_steps, every = trainer_schedule(trainer)
         for m in self.members:
             m.dm.setup("fit")
             m.train_loader = m.dm.train_dataloader()
@@ -268,7 +271,7 @@ class Population:
                    for m in (members[:1] if self.shared_order else members)}
         if self.shared_order:
             loaders = {m.index: loaders[lead.index] for m in members}
-        n_batches = _limit(limit, len(lead.train_loader))
+        n_batches = limit_batches(limit, len(lead.train_loader))
         todo = n_batches if budget is None else min(n_batches, budget)
         state, taken = None, 0  # carried (streaming) state, each (K, L * D, B, H)
         for _ in range(todo):
@@ -412,7 +415,7 @@ class Population:
         if self.shared_order:
             loaders = {m.index: loaders[members[0].index] for m in members}
         state = None
-        n_batches = _limit(limit, len(getattr(members[0], f"{stage}_loader")))
+        n_batches = limit_batches(limit, len(getattr(members[0], f"{stage}_loader")))
         for _ in range(n_batches):
             batches = self._batches(members, loaders)
             if batches is None:
@@ -478,30 +481,6 @@ def _kept(members: list[Member], state, keep: list[int] | None = None):
         if len(keep) == len(members):
             return state
     return None if state is None else tuple(s[keep] for s in state)
-
-
-def _schedule(trainer: dict[str, Any]) -> tuple[int, int | None, int]:
-    """``(max_epochs, max_steps or None, check_val_every_n_epoch)`` of a trainer config."""
-    max_steps = trainer.get("max_steps")
-    max_steps = None if max_steps is None or int(max_steps) < 0 else int(max_steps)
-    return (int(trainer.get("max_epochs") or (10**9 if max_steps is not None else 1)),
-            max_steps, int(trainer.get("check_val_every_n_epoch") or 1))
-
-
-def _limit(limit: int | float | None, n: int) -> int:
-    """Lightning's ``limit_*_batches``: an int is a count, a float a fraction."""
-    if limit is None:
-        return n
-    if isinstance(limit, float) and limit <= 1.0:
-        return int(n * limit)
-    return min(int(limit), n)
-
-
-def _device(cfg: dict[str, Any]) -> torch.device:
-    accel = str(cfg["trainer"].get("accelerator", "auto"))
-    if accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 __all__ = ["EpochCallback", "MemberResult", "Population", "PopulationUnsupported", "member_bytes",

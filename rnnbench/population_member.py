@@ -108,4 +108,31 @@ class Encode(nn.Module):
         return self.task.encode(inputs)  # (B, T, I)
 
 
-__all__ = ["Encode", "EpochCallback", "Head", "Member", "MemberResult", "Out", "task_options"]
+# ---------------------------------------------------------------- the members' trainer config
+def trainer_schedule(trainer: dict[str, Any]) -> tuple[int, int | None, int]:
+    """``(max_epochs, max_steps or None, check_val_every_n_epoch)`` of a trainer config."""
+    max_steps = trainer.get("max_steps")
+    max_steps = None if max_steps is None or int(max_steps) < 0 else int(max_steps)
+    return (int(trainer.get("max_epochs") or (10**9 if max_steps is not None else 1)),
+            max_steps, int(trainer.get("check_val_every_n_epoch") or 1))
+
+
+def limit_batches(limit: int | float | None, n: int) -> int:
+    """Lightning's ``limit_*_batches``: an int is a count, a float a fraction."""
+    if limit is None:
+        return n
+    if isinstance(limit, float) and limit <= 1.0:
+        return int(n * limit)
+    return min(int(limit), n)
+
+
+def member_device(cfg: dict[str, Any]) -> torch.device:
+    """The device a member's ``trainer.accelerator`` asks for (``auto``: CUDA when there)."""
+    accel = str(cfg["trainer"].get("accelerator", "auto"))
+    if accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+__all__ = ["Encode", "EpochCallback", "Head", "Member", "MemberResult", "Out", "limit_batches",
+           "member_device", "task_options", "trainer_schedule"]

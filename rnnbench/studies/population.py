@@ -62,11 +62,12 @@ def population_size(spec: StudySpec, variant: Variant | None = None,
         return int(raw)
     if variant is None:
         return AUTO_CAP
-    from rnnbench.population import _device, member_bytes, memory_budget
+    from rnnbench.population import member_bytes, memory_budget
+    from rnnbench.population_member import member_device
 
     cfg = trial_config(spec, variant, {}, seed=int(spec.config.get("seed", 0) or 0))
     need = member_bytes(cfg)
-    have = memory_budget(_device(cfg)) if budget is None else int(budget)
+    have = memory_budget(member_device(cfg)) if budget is None else int(budget)
     return max(1, min(AUTO_CAP, have // max(need, 1)))
 
 
