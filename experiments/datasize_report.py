@@ -1,11 +1,12 @@
 """Table and plot of the data-size studies: GRU against LSTM per training-set fraction.
 
 Usage:
-    python experiments/datasize_report.py [--runs runs] [--out docs]
+    python experiments/datasize_report.py [--runs runs] [--out docs] [--suffix _e50]
 
-Reads ``{runs}/datasize_jsb_{1of16,1of4,all}/results.json`` (the three studies of
-``configs/experiment/datasize_jsb.yaml``) and writes ``{out}/datasize_jsb.csv`` and
-``{out}/datasize_jsb.png``: test NLL per frame (mean and 95% t-interval over the seeds) per
+Reads ``{runs}/datasize_jsb_{1of16,1of4,all}{suffix}/results.json`` (the three studies of
+``configs/experiment/datasize_jsb.yaml``; ``--suffix _e50``: the runs at Chung et al.'s
+budget, ``study.name=datasize_jsb_1of16_e50`` ...) and writes ``{out}/datasize_jsb{suffix}.csv``
+and ``{out}/datasize_jsb{suffix}.png``: test NLL per frame (mean and 95% t-interval over the seeds) per
 cell and fraction, the verdict of Welch's test GRU against LSTM, and each fraction's
 no-recurrence baseline (key frequencies fitted on the same training pieces).
 """
@@ -26,13 +27,13 @@ def _values(variant: dict) -> list[float]:
             if r["state"] == "COMPLETE" and "test/nll" in r["metrics"]]
 
 
-def collect(runs: Path) -> list[dict]:
+def collect(runs: Path, suffix: str = "") -> list[dict]:
     """One row per fraction and cell (and the fraction's baseline)."""
     from rnnbench.report.stats import summarize, verdict_vs_value, verdict_welch
 
     rows = []
     for tag, pieces, label in FRACTIONS:
-        path = runs / f"datasize_jsb_{tag}" / "results.json"
+        path = runs / f"datasize_jsb_{tag}{suffix}" / "results.json"
         if not path.exists():
             continue
         res = json.loads(path.read_text())
@@ -58,13 +59,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--out", type=Path, default=Path("docs"))
+    p.add_argument("--suffix", default="", help="study-name suffix, e.g. _e50")
     args = p.parse_args()
-    rows = collect(args.runs)
+    rows = collect(args.runs, args.suffix)
     if not rows:
-        print(f"no datasize_jsb_* results under {args.runs}", file=sys.stderr)
+        print(f"no datasize_jsb_*{args.suffix} results under {args.runs}", file=sys.stderr)
         return 2
+    name = f"datasize_jsb{args.suffix}"
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "datasize_jsb.csv", "w", newline="") as fh:
+    with open(args.out / f"{name}.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -92,7 +95,7 @@ def main() -> int:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out / "datasize_jsb.png", dpi=110)
+    fig.savefig(args.out / f"{name}.png", dpi=110)
     for r in rows:
         print(r)
     return 0
