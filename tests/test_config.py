@@ -49,10 +49,35 @@ def test_values_are_typed(override, key, value):
     ("seed=abc", "seed: expected an integer, got 'abc'"),
     # the top level's plain fields go through the same typing as the sections'
     ("flush_denormal=maybe", "flush_denormal: expected true or false, got 'maybe'"),
+    # Lightning's counting arguments: refused before any training (Lightning divides by a
+    # zero check_val_every_n_epoch at the first epoch's end, and others raise tracebacks)
+    ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be an "
+     "integer >= 1 or null .*got 0"),
+    ("trainer.check_val_every_n_epoch=abc", "trainer.check_val_every_n_epoch .*got 'abc'"),
+    ("trainer.max_steps=-5", r"trainer.max_steps must be an integer >= -1 or null \(-1: no "
+     r"limit\), got -5"),
+    ("trainer.max_steps=2.5", "trainer.max_steps .*got 2.5"),
+    ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps must be an integer >= 1"),
+    ("trainer.accumulate_grad_batches=true", "trainer.accumulate_grad_batches .*got True"),
+    ("trainer.limit_val_batches=1.5", "trainer.limit_val_batches must be a number of batches "
+     ".*got 1.5"),
+    ("trainer.limit_train_batches=-2", "trainer.limit_train_batches .*got -2"),
+    ("trainer.val_check_interval=lots", "trainer.val_check_interval .*got 'lots'"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(QUICK, [override])
+
+
+@pytest.mark.parametrize("override", [
+    "trainer.max_steps=-1", "trainer.max_steps=null", "trainer.check_val_every_n_epoch=null",
+    "trainer.limit_val_batches=0.25", "trainer.limit_val_batches=3",
+    "trainer.val_check_interval=1.0", "trainer.num_sanity_val_steps=-1",
+])
+def test_good_trainer_counts_pass(override):
+    key, value = override.split("=")
+    got = load_config(QUICK, [override])["trainer"][key.split(".")[1]]
+    assert got == (None if value == "null" else type(got)(value))
 
 
 def test_a_group_is_switched_from_the_command_line():

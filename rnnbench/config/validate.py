@@ -124,6 +124,46 @@ def _trainer_args() -> set[str]:
     return set(TRAINER_ARGS)
 
 
+# Lightning.Trainer's counting arguments: (smallest int allowed, None allowed, what it means).
+# Checked here, as Lightning checks some only mid-run (check_val_every_n_epoch=0 divides by
+# zero at the first epoch's end) and others with a traceback.
+_TRAINER_COUNTS = {
+    "max_steps": (-1, True, "-1: no limit"),
+    "min_steps": (0, True, ""),
+    "min_epochs": (0, True, ""),
+    "check_val_every_n_epoch": (1, True, "null: by val_check_interval alone"),
+    "log_every_n_steps": (1, True, ""),
+    "accumulate_grad_batches": (1, False, ""),
+    "num_sanity_val_steps": (-1, True, "-1: all"),
+    "reload_dataloaders_every_n_epochs": (0, False, ""),
+}
+# Batches: an int is a count, a float a fraction of the loader (Lightning's rule).
+_TRAINER_FRACTIONS = ("limit_train_batches", "limit_val_batches", "limit_test_batches",
+                      "limit_predict_batches", "overfit_batches", "val_check_interval")
+
+
+def _check_trainer_values(trainer: dict[str, Any]) -> None:
+    for key, (low, none_ok, note) in _TRAINER_COUNTS.items():
+        if key not in trainer:
+            continue
+        v = trainer[key]
+        if v is None and none_ok:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(
+                f"trainer.{key} must be an integer >= {low}{' or null' if none_ok else ''}"
+                f"{' (' + note + ')' if note else ''}, got {v!r}")
+    for key in _TRAINER_FRACTIONS:
+        if key not in trainer or trainer[key] is None:
+            continue
+        v = trainer[key]
+        ok = not isinstance(v, bool) and (
+            (isinstance(v, int) and v >= 0) or (isinstance(v, float) and 0.0 <= v <= 1.0))
+        if not ok:
+            raise ConfigError(f"trainer.{key} must be a number of batches (an integer >= 0) or "
+                              f"a fraction of them (a float from 0.0 to 1.0), got {v!r}")
+
+
 def _check_trainer(trainer: dict[str, Any]) -> None:
     if "gradient_clip_val" in trainer:
         raise ConfigError("set gradient clipping with optim.clip, not trainer.gradient_clip_val")
@@ -134,6 +174,7 @@ def _check_trainer(trainer: dict[str, Any]) -> None:
     for key in sorted(extra - known):
         raise ConfigError(f"unknown config key trainer.{key}{did_you_mean(key, sorted(known))}"
                           "; trainer: takes the arguments of lightning.Trainer")
+    _check_trainer_values(trainer)
 
 
 def _data_schema(name: str) -> tuple[type | None, bool]:
