@@ -130,6 +130,7 @@ def run(
             ``{logging.dir}/{name}/version_k``).
     """
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from rnnbench.runlog import SAFE_LOAD, RunFolder
 
@@ -155,14 +156,20 @@ def run(
         )
         kwargs = trainer_kwargs(cfg, streaming=module.task.streaming)
         _cap_log_interval(kwargs, datamodule)
-        trainer = L.Trainer(
-            **kwargs,
-            callbacks=[*cbs, *ckpt_cbs],
-            logger=all_loggers or False,
-            enable_checkpointing=bool(ckpt_cbs),
-            plugins=folder.plugins(),
-            default_root_dir=str(folder.path),
-        )
+        try:
+            trainer = L.Trainer(
+                **kwargs,
+                callbacks=[*cbs, *ckpt_cbs],
+                logger=all_loggers or False,
+                enable_checkpointing=bool(ckpt_cbs),
+                plugins=folder.plugins(),
+                default_root_dir=str(folder.path),
+            )
+        except (MisconfigurationException, ValueError, TypeError, ImportError) as err:
+            # Lightning refuses a trainer: value (devices=abc, max_time=xyz, an accelerator
+            # whose package is missing) before anything ran: a config mistake, not a crash.
+            raise ConfigError(f"the trainer: section was refused by lightning.Trainer: "
+                              f"{str(err).strip().rstrip('.')}; fix that trainer option") from None
         t0 = time.perf_counter()
         setup = t0 - t_setup
         with flushed_denormals(bool(cfg.get("flush_denormal", False))):

@@ -124,6 +124,8 @@ CASES: list[Case] = [
     Case("max-epochs-zero", _fit("trainer.max_epochs=0"), ["trainer.max_epochs"]),
     Case("check-val-every-zero", _fit("trainer.check_val_every_n_epoch=0"),
          ["trainer.check_val_every_n_epoch", ">= 1"]),
+    Case("trainer-refused", _fit("trainer.max_time=xyz"),  # Lightning's own check
+         ["trainer: section", "DD:HH:MM:SS"]),
     Case("gradient-clip-val", _fit("trainer.gradient_clip_val=1"), ["optim.clip"]),
     Case("group-switch-unknown", _fit("model=lstm_2x20"), ["lstm_2x20", "lstm_2x200"]),
     Case("dataset-unknown", _fit("data.dataset=ptbb"), ["data.dataset", "did you mean 'ptb'"]),
