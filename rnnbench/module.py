@@ -30,6 +30,8 @@ from rnnbench.tasks import Task, build_task
 _log = logging.getLogger(__name__)
 State = tuple[torch.Tensor, ...]
 CUDA_GRAPHS = ("auto", True, False, "emulate")
+# model.init options (rnnbench.config.schema.INIT_OPTIONS checks configs against the same)
+INIT_OPTIONS = ("uniform", "fan_in_normal", "embedding_std", "recurrent", "forget_bias")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -191,7 +193,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
 
     # ------------------------------------------------------------------ setup
     def _apply_init(self, init: dict[str, Any]) -> None:
-        known = ("uniform", "fan_in_normal", "embedding_std", "recurrent", "forget_bias")
+        known = INIT_OPTIONS
         unknown = set(init) - set(known)
         if unknown:
             raise ValueError(

@@ -49,6 +49,9 @@ def test_values_are_typed(override, key, value):
     ("seed=abc", "seed: expected an integer, got 'abc'"),
     # the top level's plain fields go through the same typing as the sections'
     ("flush_denormal=maybe", "flush_denormal: expected true or false, got 'maybe'"),
+    ("model.init={bogus: 1}", r"model.init: unknown option\(s\) \['bogus'\]; use uniform"),
+    ("optim.scheduler={name: warp}", "optim.scheduler: unknown scheduler 'warp'; choose one "
+     "of none, decay_after"),
     # Lightning's counting arguments: refused before any training (Lightning divides by a
     # zero check_val_every_n_epoch at the first epoch's end, and others raise tracebacks)
     ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be an "
@@ -152,3 +155,13 @@ def test_the_trainer_argument_list_matches_lightning():
     from rnnbench.config import TRAINER_ARGS
 
     assert TRAINER_ARGS == set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+
+
+def test_names_the_config_check_knows_match_the_builders():
+    """The schema lists scheduler names and init options so a config check needs no torch;
+    they must be the ones the builders take."""
+    from rnnbench.config.schema import INIT_OPTIONS, SCHEDULER_NAMES
+    from rnnbench.module import INIT_OPTIONS as BUILT
+    from rnnbench.optim import SCHEDULERS
+
+    assert SCHEDULER_NAMES == SCHEDULERS and INIT_OPTIONS == BUILT

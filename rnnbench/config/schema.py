@@ -44,6 +44,37 @@ def one_of(*choices: Any) -> Rule:
     return rule
 
 
+def options_among(*known: str) -> Rule:
+    """A mapping of options whose keys are all in ``known``."""
+    def rule(value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            return "expected a mapping {" + ", ".join(known) + "}"
+        unknown = sorted(set(value) - set(known))
+        return f"unknown option(s) {unknown}; use {', '.join(known)}" if unknown else None
+
+    return rule
+
+
+# Names the model and optimiser builders take, here so a config check imports no torch;
+# tests/test_config.py holds them equal to rnnbench.optim's and the module's.
+INIT_OPTIONS = ("uniform", "fan_in_normal", "embedding_std", "recurrent", "forget_bias")
+SCHEDULER_NAMES = ("none", "decay_after", "plateau", "cosine", "step")
+
+
+def scheduler_named(value: Any) -> str | None:
+    """``optim.scheduler``: ``null`` or ``{name: one of SCHEDULER_NAMES, ...}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "expected a mapping {name: " + "|".join(SCHEDULER_NAMES) + ", ...}"
+    name = value.get("name", "none")
+    if name not in SCHEDULER_NAMES:
+        return f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULER_NAMES)}"
+    return None
+
+
 def _show(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -70,7 +101,7 @@ class ModelConfig:
                    doc="backbone path")
     cell_kwargs: dict[str, Any] | None = _f(None, doc="extra options of the cell")
     init: dict[str, Any] | None = _f(
-        None, doc="uniform, fan_in_normal, embedding_std, recurrent, forget_bias")
+        None, options_among(*INIT_OPTIONS), doc=", ".join(INIT_OPTIONS))
     tbptt: int | None = _f(None, positive, doc="window length inside long sequences")
     weight_noise: float = _f(0.0, non_negative, finite,
                              doc="std of Gaussian noise on the weights during each update "
@@ -96,7 +127,7 @@ class OptimConfig:
     clip: float | None = _f(5.0, non_negative, finite,
                                doc="max global gradient norm (null or 0: none)")
     scheduler: dict[str, Any] | None = _f(
-        None, doc="{name: decay_after|plateau|cosine|step, ...}")
+        None, scheduler_named, doc="{name: decay_after|plateau|cosine|step, ...}")
     loss_reduction: str = _f("mean", one_of("mean", "sum_time"))
     cuda_graphs: bool | str = _f("auto", one_of("auto", True, False, "emulate"),
                                        doc="whole-step CUDA graphs on one GPU")
