@@ -1,7 +1,8 @@
 """RecurrentBackbone: depth, direction and inter-layer dropout around any registered cell.
 
-Over 500 lines because the paths that must compute one function (fused, packed, reference,
-compiled) read best side by side in one class; padded-row helpers live in ``padded.py``.
+The paths that must compute one function (fused, packed, reference, compiled) sit side by
+side in one class; padded-row helpers live in ``padded.py``, ``torch.nn`` conversions in
+``interop.py``.
 """
 
 from __future__ import annotations
@@ -472,75 +473,18 @@ class RecurrentBackbone(nn.Module):
     @classmethod
     def from_torch(cls, module: nn.RNNBase, impl: str = "auto") -> RecurrentBackbone:
         """Builds a backbone with the same weights as a ``torch.nn.RNN/LSTM/GRU``."""
-        if isinstance(module, nn.LSTM):
-            if module.proj_size:
-                raise ValueError("LSTM with proj_size > 0 has no rnnbench equivalent")
-            name = "lstm"
-        elif isinstance(module, nn.GRU):
-            name = "gru"
-        elif isinstance(module, nn.RNN):
-            name = "rnn_relu" if module.nonlinearity == "relu" else "rnn_tanh"
-        else:
-            raise TypeError(f"from_torch needs torch.nn.RNN/LSTM/GRU, got {type(module).__name__}")
-        bb = cls(
-            name,
-            module.input_size,
-            module.hidden_size,
-            num_layers=module.num_layers,
-            bidirectional=module.bidirectional,
-            dropout=module.dropout,
-            impl=impl,
-            bias=module.bias,
-        )
-        ref = next(module.parameters())
-        bb.to(device=ref.device, dtype=ref.dtype)
-        with torch.no_grad():
-            for k, cell in enumerate(bb.cells):
-                for pname, value in _torch_params(module, k, bb.num_directions):
-                    getattr(cell, pname).copy_(value)
-        bb.train(module.training)
-        return bb
+        from rnnbench.backbones.interop import backbone_from_torch
+
+        return backbone_from_torch(cls, module, impl)
 
     def to_torch(self) -> nn.RNNBase:
         """Returns a batch-first ``torch.nn.RNN/LSTM/GRU`` with this backbone's weights."""
-        mode = self.cell_cls.fused_mode
-        if mode is None:
-            raise ValueError(f"cell {self.cell_name!r} has no torch.nn equivalent")
-        kw = dict(
-            input_size=self.input_size,
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            bias=self.cells[0].bias_ih is not None,
-            batch_first=True,
-            dropout=self.dropout,
-            bidirectional=self.bidirectional,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # dropout with one layer
-            if mode == "LSTM":
-                module = nn.LSTM(**kw)
-            elif mode == "GRU":
-                module = nn.GRU(**kw)
-            else:
-                module = nn.RNN(nonlinearity=mode.split("_")[1].lower(), **kw)
-        ref = next(self.parameters())
-        module.to(device=ref.device, dtype=ref.dtype)
-        with torch.no_grad():
-            for k, cell in enumerate(self.cells):
-                for pname, target in _torch_params(module, k, self.num_directions):
-                    target.copy_(getattr(cell, pname))
-        module.train(self.training)
-        return module
+        from rnnbench.backbones.interop import backbone_to_torch
+
+        return backbone_to_torch(self)
 
     def extra_repr(self) -> str:
         return (
             f"cell={self.cell_name!r}, impl={self.impl!r}, layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}"
         )
-
-
-def _torch_params(module: nn.RNNBase, k: int, nd: int) -> Sequence[tuple[str, torch.Tensor]]:
-    layer, d = divmod(k, nd)
-    sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if module.bias else [])
-    return [(n, getattr(module, n + sfx)) for n in names]
