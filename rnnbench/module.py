@@ -1,8 +1,9 @@
 """The one LightningModule: any backbone + any task, stateful truncated BPTT.
 
-Over 500 lines because it is one class whose steps, evaluation and checkpoint hooks share
-the carried state and the epoch sums; what stands apart has moved out (``optim.py`` the
-optimiser tables, ``graph_policy.py`` when to capture, ``regularizers.py`` weight noise).
+One class whose steps, evaluation and checkpoint hooks share the carried state and the epoch
+sums; what stands apart lives beside it: ``optim_step.py`` backward, clipping and the update
+(a mixin), ``graph_policy.py`` when to capture a CUDA graph (a mixin), ``optim.py`` the
+optimiser tables, ``initialization.py`` ``model.init``, ``regularizers.py`` weight noise.
 """
 
 from __future__ import annotations
@@ -23,19 +24,15 @@ from rnnbench.backbones import RecurrentBackbone
 from rnnbench.data.batch import Batch, as_batch
 from rnnbench.graph_policy import GraphedStepPolicy
 from rnnbench.graphs import StepGraph
+from rnnbench.initialization import apply_init
 from rnnbench.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+from rnnbench.optim_step import NonFiniteLossError, OptimizerStep  # noqa: F401 (re-exported)
 from rnnbench.regularizers import WeightNoise
 from rnnbench.tasks import Task, build_task
 
 _log = logging.getLogger(__name__)
 State = tuple[torch.Tensor, ...]
 CUDA_GRAPHS = ("auto", True, False, "emulate")
-# model.init options (rnnbench.config.schema.INIT_OPTIONS checks configs against the same)
-INIT_OPTIONS = ("uniform", "fan_in_normal", "embedding_std", "recurrent", "forget_bias")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the run cannot continue."""
 
 
 def detach_state(state: State | None) -> State | None:
@@ -43,7 +40,7 @@ def detach_state(state: State | None) -> State | None:
     return None if state is None else tuple(s.detach() for s in state)
 
 
-class RNNModule(GraphedStepPolicy, L.LightningModule):
+class RNNModule(OptimizerStep, GraphedStepPolicy, L.LightningModule):
     """Backbone by cell name plus a task head, trained with stateful truncated BPTT.
 
     The module keeps one hidden state per stage (train / val / test). On a streaming task
@@ -193,54 +190,7 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
 
     # ------------------------------------------------------------------ setup
     def _apply_init(self, init: dict[str, Any]) -> None:
-        known = INIT_OPTIONS
-        unknown = set(init) - set(known)
-        if unknown:
-            raise ValueError(
-                f"unknown init option(s) {sorted(unknown)}; use {', '.join(known)}"
-            )
-        embedding = getattr(self.task, "embedding", None)
-        with torch.no_grad():
-            if init.get("uniform"):
-                a = float(init["uniform"])
-                for p in self.parameters():
-                    p.uniform_(-a, a)
-            if init.get("fan_in_normal"):
-                # "Deep Learning from Scratch 2": every matrix ~ N(0, 1 / fan_in), biases 0.
-                skip = {id(embedding.weight)} if embedding is not None else set()
-                for p in self.parameters():
-                    if id(p) in skip:
-                        continue
-                    if p.dim() >= 2:
-                        p.normal_(0.0, 1.0 / math.sqrt(p.size(1)))
-                    else:
-                        p.zero_()
-            if init.get("embedding_std") is not None:
-                if embedding is None:
-                    raise ValueError("init.embedding_std applies to tasks with an embedding (lm)")
-                std = init["embedding_std"]
-                if isinstance(std, bool) or not isinstance(std, (int, float)) or std <= 0:
-                    raise ValueError(
-                        f"init.embedding_std must be a positive number, got {std!r} (the "
-                        "book uses 0.01)"
-                    )
-                embedding.weight.normal_(0.0, float(std))
-            if init.get("recurrent") == "orthogonal":
-                h = self.hparams.hidden_size
-                for cell in self.backbone.cells:
-                    w = getattr(cell, "weight_hh", None)
-                    if isinstance(w, torch.Tensor) and w.dim() == 2 and w.size(1) == h:
-                        for block in w.split(h, dim=0):
-                            nn.init.orthogonal_(block)
-            elif init.get("recurrent") not in (None, "default"):
-                raise ValueError("init.recurrent must be 'orthogonal' or 'default'")
-            if init.get("forget_bias") is not None:
-                if self.backbone.cell_cls.fused_mode != "LSTM":
-                    raise ValueError("init.forget_bias applies to the lstm cell only")
-                h = self.hparams.hidden_size
-                for cell in self.backbone.cells:
-                    cell.bias_ih[h : 2 * h] = float(init["forget_bias"])
-                    cell.bias_hh[h : 2 * h] = 0.0
+        apply_init(self, init, embedding=getattr(self.task, "embedding", None))
 
     def num_parameters(self) -> int:
         """Trainable parameters of the whole model (backbone, embedding, head)."""
@@ -356,116 +306,6 @@ class RNNModule(GraphedStepPolicy, L.LightningModule):
         mean = total / max(float(units), 1.0)
         self._after_train_step(mean, units, None, targets, mask, extras)
         return last.detach()
-
-    def _plain_loop(self) -> bool:
-        """Whether backward and the optimiser step can skip Lightning's wrapping.
-
-        Lightning's ``manual_backward`` and ``LightningOptimizer.step`` add DDP gradient
-        sync, mixed-precision scaling and the ``on_before_backward`` /
-        ``on_after_backward`` / ``on_before_optimizer_step`` hooks, for about 0.2 ms of host
-        time per step, which an eager GPU step at B = 20 (launch-bound) feels. On one device
-        in full precision, with no callback listening to those hooks, the step calls
-        ``backward()`` and the optimiser directly (Lightning's step count still advances).
-        """
-        if self._plain is None:
-            from lightning.pytorch.plugins.precision import Precision
-            from lightning.pytorch.strategies import SingleDeviceStrategy
-
-            trainer = self._trainer
-            self._plain = bool(
-                trainer is not None
-                and type(trainer.strategy) is SingleDeviceStrategy
-                and type(trainer.strategy.precision_plugin) is Precision
-                and not self._hook_listeners()
-            )
-        return self._plain
-
-    def _hook_listeners(self) -> list[str]:
-        """Callbacks (or this module) that override a backward / optimiser-step hook."""
-        from lightning.pytorch.utilities.model_helpers import is_overridden
-
-        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-        objs = [*self.trainer.callbacks, self] if self._trainer is not None else [self]
-        return [f"{type(o).__name__}.{h}" for o in objs for h in hooks if is_overridden(h, o)]
-
-    def _optimize(self, loss: torch.Tensor, steps: int | None = None) -> None:
-        opt = self.optimizers()
-        plain = self._plain_loop()
-        try:
-            self._check_finite(loss)
-        except NonFiniteLossError:
-            self._noise.restore()  # the run stops here: leave the clean weights behind
-            raise
-        for group in opt.param_groups:  # zero_grad(set_to_none=True) without its wrappers
-            for p in group["params"]:
-                p.grad = None
-        if self.hparams.loss_reduction == "sum_time" and steps:
-            loss = loss * steps  # sum over the window's steps, mean over rows
-        if plain:
-            loss.backward()
-        else:
-            self.manual_backward(loss)
-        # The gradient was taken at the noisy point; the update applies to the clean weights.
-        self._noise.restore()
-        clip = self.hparams.clip
-        params = [p for p in self._trainable() if p.grad is not None]
-        if clip:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, float(clip))
-        else:
-            grad_norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
-            )
-        scale = self._bptt_lr_scale(steps)
-        base = [g["lr"] for g in opt.param_groups]
-        if scale != 1.0:
-            # AWD-LSTM: a window of T steps trains with lr * T / bptt.
-            for g in opt.param_groups:
-                g["lr"] = g["lr"] * scale
-        if plain:
-            opt._on_before_step()  # Lightning's step count (global_step) advances here
-            opt.optimizer.step()
-            opt._on_after_step()
-        else:
-            opt.step()
-        if scale != 1.0:
-            for g, lr in zip(opt.param_groups, base):
-                g["lr"] = lr
-        if self._log_step():
-            self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)
-
-    def _trainable(self) -> list[nn.Parameter]:
-        if self._params is None:
-            self._params = [p for p in self.parameters() if p.requires_grad]
-        return self._params
-
-    def _bptt_lr_scale(self, steps: int | None) -> float:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if steps is None or dm is None or not getattr(dm, "variable_bptt", False):
-            return 1.0
-        return steps / dm.bptt
-
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        every = self.hparams.check_finite_every
-        if every is None and loss.device.type == "cuda":
-            # No host sync per step: a NaN/inf loss makes the epoch's running loss sum
-            # non-finite, which is read on logging steps (_after_train_step).
-            return
-        every = 1 if every is None else every
-        if every and self.global_step % every == 0 and not bool(torch.isfinite(loss)):
-            raise NonFiniteLossError(
-                f"training loss became {float(loss.detach())} at step {self.global_step} "
-                f"(cell {self.hparams.cell}, lr {self.hparams.lr}); lower the learning rate, "
-                "clip gradients or use a gated cell"
-            )
-
-    def _raise_if_nonfinite_sum(self, where: str) -> None:
-        rt = self._rt
-        if rt.loss_sum is not None and not bool(torch.isfinite(rt.loss_sum)):
-            raise NonFiniteLossError(
-                f"training loss became NaN or inf {where} (cell {self.hparams.cell}, lr "
-                f"{self.hparams.lr}); lower the learning rate, clip gradients or use a gated "
-                "cell"
-            )
 
     def _after_train_step(self, loss, count, out, targets, mask, extras) -> None:
         # Lightning's self.log costs about a millisecond of host time per call, as much as a

@@ -161,7 +161,7 @@ def test_names_the_config_check_knows_match_the_builders():
     """The schema lists scheduler names and init options so a config check needs no torch;
     they must be the ones the builders take."""
     from rnnbench.config.schema import INIT_OPTIONS, SCHEDULER_NAMES
-    from rnnbench.module import INIT_OPTIONS as BUILT
+    from rnnbench.initialization import INIT_OPTIONS as BUILT
     from rnnbench.optim import SCHEDULERS
 
     assert SCHEDULER_NAMES == SCHEDULERS and INIT_OPTIONS == BUILT
