@@ -85,6 +85,7 @@ class VariantStatus:
     final: Tally
     budget: int
     seeds: int
+    running_epochs: list[int] = field(default_factory=list)  # last reported, per running run
 
     @property
     def counts(self) -> dict[str, int]:
@@ -119,6 +120,7 @@ class StudyStatus:
     variants: list[VariantStatus] = field(default_factory=list)
     workers: int = 0
     mean_s: dict[str, float] = field(default_factory=dict)
+    max_epochs: int | None = None  # None when max_steps ends the runs
 
     @property
     def mean_run_s(self) -> float | None:
@@ -185,17 +187,23 @@ def study_status(run: StudyRun) -> StudyStatus:
                       spec.direction or "minimize")
     durations: dict[str, list[float]] = {SEARCH: [], FINAL: []}
     workers: set[str] = set()
+    trainer = spec.config.get("trainer", {})
+    steps = trainer.get("max_steps")
+    out.max_epochs = spec.max_epochs if steps is None or int(steps) < 0 else None
     for v in spec.variants:
+        running: list[int] = []
         for kind in (SEARCH, FINAL):
             for t in run.trials(v, kind):
                 if t.state == TrialState.RUNNING:
                     workers.add(str(t.user_attrs.get("worker_id") or t.number))
+                    running.append(max(t.intermediate_values, default=0))
                 elif t.state in _FINISHED and t.datetime_start and t.datetime_complete:
                     wall = (t.datetime_complete - t.datetime_start).total_seconds()
                     shared = t.system_attrs.get(POPULATION_ATTR) or 1
                     durations[kind].append(wall / max(1, int(shared)))
         out.variants.append(VariantStatus(v.name, run.tally(v, SEARCH), run.tally(v, FINAL),
-                                          run.quota(SEARCH), run.quota(FINAL)))
+                                          run.quota(SEARCH), run.quota(FINAL),
+                                          sorted(running)))
     out.workers = len(workers)
     out.mean_s = {kind: sum(d) / len(d) for kind, d in durations.items() if d}
     return out
@@ -233,7 +241,8 @@ def locate(name: str, *, storage: str | None = None, folder: str | Path | None =
     if storage:
         return storage
     tried = []
-    candidates = [Path(folder)] if folder else [Path(runs_dir) / name]
+    # --dir: the study's folder, or a folder of studies (runs/) holding it
+    candidates = [Path(folder), Path(folder) / name] if folder else [Path(runs_dir) / name]
     entry = find_study(name) if not folder else None
     if entry:
         if entry.get("storage"):
@@ -243,11 +252,12 @@ def locate(name: str, *, storage: str | None = None, folder: str | Path | None =
         tried.append(str(where))
         if (where / "study.journal").exists() or (where / "study.db").exists():
             return default_storage_url(where.resolve(), 1)
+    index = "" if folder else (f", and the index of studies run here ({index_path()}) has "
+                                "no storage file for it")
     raise ConfigError(
         f"no study storage for {name!r}: no study.db or study.journal in "
-        f"{' or '.join(tried)}, and the index of studies run here ({index_path()}) has no "
-        "storage file for it. Give the storage with --storage URL (or RNNBENCH_STORAGE), or "
-        "the study's folder with --dir FOLDER"
+        f"{' or '.join(tried)}{index}. Give the storage with --storage URL (or "
+        "RNNBENCH_STORAGE), or the study's folder with --dir FOLDER"
     )
 
 
@@ -280,6 +290,18 @@ def list_table(statuses: list[StudyStatus]):
     return table
 
 
+def running_cell(v: VariantStatus, max_epochs: int | None) -> str:
+    """``3 at epoch 12/20``: the variant's running runs and the last epoch they reported."""
+    n = v.counts["running"]
+    if not n or not v.running_epochs:
+        return str(n)
+    seen = sorted(set(v.running_epochs))
+    of = f"/{max_epochs}" if max_epochs else ""
+    if len(seen) == 1:
+        return f"{n} at epoch {seen[0]}{of}"
+    return f"{n} at epochs {seen[0]}-{seen[-1]}{of}"
+
+
 def status_table(s: StudyStatus):
     """A Rich table: one row per variant (done, running, failed, pruned, waiting, best)."""
     from rich.table import Table
@@ -296,7 +318,7 @@ def status_table(s: StudyStatus):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for v in s.variants:
         c = v.counts
-        table.add_row(v.name, str(c["done"]), str(c["running"]), str(c["failed"]),
+        table.add_row(v.name, str(c["done"]), running_cell(v, s.max_epochs), str(c["failed"]),
                       str(c["pruned"]), str(c["waiting"]),
                       f"{min(v.search.done, v.budget)}/{v.budget}",
                       f"{min(v.final.done, v.seeds)}/{v.seeds}",
@@ -311,7 +333,9 @@ def as_dict(s: StudyStatus) -> dict[str, Any]:
             "workers": s.workers, "mean_run_s": s.mean_run_s, "mean_s": s.mean_s,
             "eta_s": s.eta_s,
             "read_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "max_epochs": s.max_epochs,
             "variants": [{"variant": v.name, **v.counts, "best": v.best,
+                          "running_epochs": v.running_epochs,
                           "search_done": min(v.search.done, v.budget), "budget": v.budget,
                           "final_done": min(v.final.done, v.seeds), "seeds": v.seeds}
                          for v in s.variants]}

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from rnnbench.studies.ledger import POPULATION_ATTR, StudyRun, rnnbench_studies
 from rnnbench.studies.pool import plan_workers, user_threads
-from rnnbench.studies.status import locate, study_status
+from rnnbench.studies.status import locate, running_cell, study_status
 from rnnbench.studies.storage import open_storage
 
 from .conftest import TINY, rnnbench
@@ -106,7 +106,12 @@ def test_status_of_a_running_study_counts_states_and_estimates_the_time_left(tin
         _backdate(tmp_path / "s.db", tid, start, start + timedelta(seconds=secs))
     storage.set_trial_state_values(ids[2], TrialState.RUNNING)
     storage.set_trial_user_attr(ids[2], "worker_id", "host:1/w0")
+    storage.set_trial_intermediate_value(ids[2], 3, 2.7)  # it reported epoch 3
     status = study_status(StudyRun.attach(url, spec.name))
+    assert status.variants[0].running_epochs == [3]
+    assert running_cell(status.variants[0], status.max_epochs) == \
+        f"1 at epoch 3/{spec.max_epochs}"
+    assert running_cell(status.variants[1], status.max_epochs) == "0"
     assert status.state == "running" and status.workers == 1
     g, m = (v.counts for v in status.variants)
     assert g == {"done": 2, "running": 1, "failed": 0, "pruned": 1, "waiting": 1}
@@ -115,6 +120,11 @@ def test_status_of_a_running_study_counts_states_and_estimates_the_time_left(tin
     assert status.mean_run_s == pytest.approx(12.5, abs=0.5)  # (60/4 + 40/4) / 2
     assert status.eta_s == pytest.approx(12.5 * 6, abs=3)  # 6 runs left, one worker
     assert locate(spec.name, storage=url) == url
+    # --dir takes the study's folder or the folder of studies that holds it
+    (tmp_path / "runs" / spec.name).mkdir(parents=True)
+    (tmp_path / "runs" / spec.name / "study.journal").write_text("")
+    for folder in (tmp_path / "runs", tmp_path / "runs" / spec.name):
+        assert locate(spec.name, folder=folder).endswith(f"runs/{spec.name}/study.journal")
     # final runs are priced on their own once one finished (else every final run would be
     # priced at a search run's cost, or at a whole population's wall time)
     final = run.study(gru, "final")
