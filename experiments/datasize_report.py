@@ -5,10 +5,11 @@ Usage:
 
 Reads ``{runs}/datasize_jsb_{1of16,1of4,all}{suffix}/results.json`` (the three studies of
 ``configs/experiment/datasize_jsb.yaml``; ``--suffix _e50``: the runs at Chung et al.'s
-budget, ``study.name=datasize_jsb_1of16_e50`` ...) and writes ``{out}/datasize_jsb{suffix}.csv``
-and ``{out}/datasize_jsb{suffix}.png``: test NLL per frame (mean and 95% t-interval over the seeds) per
-cell and fraction, the verdict of Welch's test GRU against LSTM, and each fraction's
-no-recurrence baseline (key frequencies fitted on the same training pieces).
+budget, ``study.name=datasize_jsb_1of16_e50`` ...) and writes
+``{out}/datasize_jsb{suffix}.csv`` and ``{out}/datasize_jsb{suffix}.png``: test NLL per
+frame (mean and 95% t-interval over the seeds) per cell and fraction, the verdict of Welch's
+test GRU against LSTM, and each fraction's no-recurrence baseline (key frequencies fitted on
+the same training pieces).
 """
 
 from __future__ import annotations
