@@ -10,6 +10,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,10 @@ class StudyStatus:
         state: ``done``, ``running`` (a trial is running), ``stopped`` (work is left and
             nothing runs) or ``new`` (nothing has run yet).
         mean_s: Mean cost in seconds of a finished search run and of a finished final run
-            (``{"search": ..., "final": ...}``, a kind with no finished run left out). A run
-            trained in a population of K costs its wall time / K: the K shared it.
+            (``{"search": ..., "final": ...}``). A run trained in a population of K costs its
+            wall time / K: the K shared it. A kind with no finished run is priced from its
+            runs under way (time so far x max_epochs / last reported epoch; in
+            ``projected``), else left out.
         eta_s: Seconds of work left at those means (a kind with none yet takes the other's),
             shared by the workers running now (``None`` before any run finished).
     """
@@ -121,6 +124,7 @@ class StudyStatus:
     workers: int = 0
     mean_s: dict[str, float] = field(default_factory=dict)
     max_epochs: int | None = None  # None when max_steps ends the runs
+    projected: set[str] = field(default_factory=set)  # kinds priced from runs under way
 
     @property
     def mean_run_s(self) -> float | None:
@@ -140,7 +144,9 @@ class StudyStatus:
     def pace(self) -> str:
         """``9m12s a final run`` (the means of the kinds left, else of any)."""
         kinds = [k for k in self.kinds_left if k in self.mean_s] or list(self.mean_s)
-        return ", ".join(f"{duration(self.mean_s[k])} a {k} run" for k in kinds)
+        return ", ".join(f"{duration(self.mean_s[k])} a {k} run"
+                         + (" (projected from runs under way)" if k in self.projected else "")
+                         for k in kinds)
 
     @property
     def total(self) -> int:
@@ -186,6 +192,7 @@ def study_status(run: StudyRun) -> StudyStatus:
     out = StudyStatus(spec.name, run.url.display, spec.metric or "?",
                       spec.direction or "minimize")
     durations: dict[str, list[float]] = {SEARCH: [], FINAL: []}
+    projected: dict[str, list[float]] = {SEARCH: [], FINAL: []}
     workers: set[str] = set()
     trainer = spec.config.get("trainer", {})
     steps = trainer.get("max_steps")
@@ -196,7 +203,14 @@ def study_status(run: StudyRun) -> StudyStatus:
             for t in run.trials(v, kind):
                 if t.state == TrialState.RUNNING:
                     workers.add(str(t.user_attrs.get("worker_id") or t.number))
-                    running.append(max(t.intermediate_values, default=0))
+                    epoch = max(t.intermediate_values, default=0)
+                    running.append(epoch)
+                    if epoch and out.max_epochs and t.datetime_start:
+                        # a run under way: its pace so far, stretched to all its epochs
+                        so_far = (datetime.now() - t.datetime_start).total_seconds()
+                        shared = t.system_attrs.get(POPULATION_ATTR) or 1
+                        projected[kind].append(so_far * out.max_epochs / epoch
+                                               / max(1, int(shared)))
                 elif t.state in _FINISHED and t.datetime_start and t.datetime_complete:
                     wall = (t.datetime_complete - t.datetime_start).total_seconds()
                     shared = t.system_attrs.get(POPULATION_ATTR) or 1
@@ -206,6 +220,10 @@ def study_status(run: StudyRun) -> StudyStatus:
                                           sorted(running)))
     out.workers = len(workers)
     out.mean_s = {kind: sum(d) / len(d) for kind, d in durations.items() if d}
+    for kind, d in projected.items():  # no run of that kind finished yet: the projection
+        if d and kind not in out.mean_s:
+            out.mean_s[kind] = sum(d) / len(d)
+            out.projected.add(kind)
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -138,6 +139,28 @@ def test_status_of_a_running_study_counts_states_and_estimates_the_time_left(tin
     left = status.total - status.done
     assert status.eta_s == pytest.approx(4 * 12.5 + 1 * 30, abs=6) and left == 5
     assert status.pace == "12s a search run, 30s a final run"
+
+
+def test_before_any_run_finished_the_time_left_is_projected_from_runs_under_way(tiny,
+                                                                                tmp_path):
+    spec = tiny("study.variants=[gru]", "study.trials_per_variant=2", "study.seeds=1",
+                "trainer.max_epochs=10")
+    url = f"sqlite:///{tmp_path}/s.db"
+    run = StudyRun.create(spec, url)
+    run.prepare()
+    (gru,) = run.spec.variants
+    search = run.study(gru, "search")
+    tid = run.trial_id(search, run.trials(gru, "search")[0].number)
+    run.storage.set_trial_state_values(tid, TrialState.RUNNING)
+    run.storage.set_trial_intermediate_value(tid, 2, 3.0)  # 2 of 10 epochs ...
+    with sqlite3.connect(tmp_path / "s.db") as con:  # ... in 60 s: 300 s a run
+        start = (datetime.now() - timedelta(seconds=60)).isoformat(" ")
+        con.execute("UPDATE trials SET datetime_start = ? WHERE trial_id = ?", (start, tid))
+    status = study_status(StudyRun.attach(url, spec.name))
+    assert status.projected == {"search"}
+    assert status.mean_s["search"] == pytest.approx(300, abs=15)
+    assert "(projected from runs under way)" in status.pace
+    assert status.eta_s == pytest.approx(300 * 3, abs=45)  # 2 search + 1 final, 1 worker
 
 
 def test_optuna_studies_and_the_dashboard_read_a_study(finished):
