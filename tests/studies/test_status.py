@@ -211,7 +211,6 @@ def _trials(url: str) -> dict[str, list]:
 
 def _backdate(db: Path, trial_id: int, start: datetime, end: datetime) -> None:
     """Sets a trial's start and end times in an SQLite storage (Optuna sets them to now)."""
-    import sqlite3
 
     with sqlite3.connect(db) as con:
         con.execute("UPDATE trials SET datetime_start = ?, datetime_complete = ? WHERE "
