@@ -52,6 +52,13 @@ def test_values_are_typed(override, key, value):
     ("model.init={bogus: 1}", r"model.init: unknown option\(s\) \['bogus'\]; use uniform"),
     ("optim.scheduler={name: warp}", "optim.scheduler: unknown scheduler 'warp'; choose one "
      "of none, decay_after"),
+    ("optim.scheduler={name: step, gama: 0.5}", r"optim.scheduler: unknown option\(s\) "
+     r"\['gama'\]; scheduler 'step' takes step_size, factor"),
+    ("optim.scheduler={name: step, step_size: abc}", "optim.scheduler: step_size must be an "
+     "integer >= 1"),
+    ("optim.scheduler={name: plateau, factor: -1}", "factor must be a positive number"),
+    ("model.init={uniform: abc}", "model.init: uniform must be a number >= 0"),
+    ("model.init={recurrent: ortho}", "model.init: recurrent must be orthogonal or default"),
     # Lightning's counting arguments: refused before any training (Lightning divides by a
     # zero check_val_every_n_epoch at the first epoch's end, and others raise tracebacks)
     ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be an "
@@ -165,3 +172,22 @@ def test_names_the_config_check_knows_match_the_builders():
     from rnnbench.optim import SCHEDULERS
 
     assert SCHEDULER_NAMES == SCHEDULERS and INIT_OPTIONS == BUILT
+
+
+def test_each_schedulers_options_are_the_keys_its_builder_reads():
+    import inspect
+    import re
+
+    from rnnbench.config.schema import SCHEDULER_OPTIONS
+    from rnnbench.optim import SCHEDULER_TABLE
+
+    for name, build in SCHEDULER_TABLE.items():
+        read = set(re.findall(r's\.get\("(\w+)"', inspect.getsource(build)))
+        assert read == set(SCHEDULER_OPTIONS[name]), name
+
+
+def test_switching_the_scheduler_on_the_command_line_keeps_working():
+    """A preset's options stay merged in when the name changes: let through, not refused."""
+    cfg = load_config(ROOT / "configs/experiment/zaremba_small.yaml",
+                      ["optim.scheduler.name=step"])
+    assert cfg["optim"]["scheduler"]["name"] == "step"

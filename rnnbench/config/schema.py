@@ -60,11 +60,21 @@ def options_among(*known: str) -> Rule:
 # Names the model and optimiser builders take, here so a config check imports no torch;
 # tests/test_config.py holds them equal to rnnbench.optim's and the module's.
 INIT_OPTIONS = ("uniform", "fan_in_normal", "embedding_std", "recurrent", "forget_bias")
-SCHEDULER_NAMES = ("none", "decay_after", "plateau", "cosine", "step")
+# Each scheduler's options (rnnbench.optim reads these keys; tests/test_config.py checks it).
+SCHEDULER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "none": (), "decay_after": ("start_epoch", "factor"), "plateau": ("factor", "patience"),
+    "cosine": ("t_max",), "step": ("step_size", "factor"),
+}
+SCHEDULER_NAMES = tuple(SCHEDULER_OPTIONS)
+_COUNTS = {"start_epoch": 0, "patience": 0, "t_max": 1, "step_size": 1}  # smallest allowed
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def scheduler_named(value: Any) -> str | None:
-    """``optim.scheduler``: ``null`` or ``{name: one of SCHEDULER_NAMES, ...}``."""
+    """``optim.scheduler``: ``null`` or ``{name: one of SCHEDULER_NAMES, its options}``."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -72,6 +82,41 @@ def scheduler_named(value: Any) -> str | None:
     name = value.get("name", "none")
     if name not in SCHEDULER_NAMES:
         return f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULER_NAMES)}"
+    takes = SCHEDULER_OPTIONS[name]
+    # Keys of another scheduler are let through (a preset's options stay merged in when the
+    # command line switches the name); a key no scheduler takes is a typo.
+    every = {k for opts in SCHEDULER_OPTIONS.values() for k in opts}
+    unknown = sorted(set(value) - {"name"} - every)
+    if unknown:
+        return (f"unknown option(s) {unknown}; scheduler {name!r} takes "
+                f"{', '.join(takes) or 'no option'}")
+    for key in takes:
+        if key not in value:
+            continue
+        v = value[key]
+        if key in _COUNTS and not (isinstance(v, int) and not isinstance(v, bool)
+                                   and v >= _COUNTS[key]):
+            return f"{key} must be an integer >= {_COUNTS[key]}"
+        if key == "factor" and not (_number(v) and v > 0):
+            return "factor must be a positive number"
+    return None
+
+
+def init_options(value: Any) -> str | None:
+    """``model.init``: known options with values of the right kind."""
+    problem = options_among(*INIT_OPTIONS)(value)
+    if problem or value is None:
+        return problem
+    for key in ("uniform", "embedding_std"):
+        v = value.get(key)
+        if v is not None and v is not False and not (_number(v) and v >= 0):
+            return f"{key} must be a number >= 0"
+    if value.get("forget_bias") is not None and not _number(value["forget_bias"]):
+        return "forget_bias must be a number"
+    if value.get("recurrent") not in (None, "default", "orthogonal"):
+        return "recurrent must be orthogonal or default"
+    if not isinstance(value.get("fan_in_normal", False), (bool, type(None))):
+        return "fan_in_normal must be true or false"
     return None
 
 
@@ -101,7 +146,7 @@ class ModelConfig:
                    doc="backbone path")
     cell_kwargs: dict[str, Any] | None = _f(None, doc="extra options of the cell")
     init: dict[str, Any] | None = _f(
-        None, options_among(*INIT_OPTIONS), doc=", ".join(INIT_OPTIONS))
+        None, init_options, doc=", ".join(INIT_OPTIONS))
     tbptt: int | None = _f(None, positive, doc="window length inside long sequences")
     weight_noise: float = _f(0.0, non_negative, finite,
                              doc="std of Gaussian noise on the weights during each update "
