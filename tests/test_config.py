@@ -59,6 +59,7 @@ def test_values_are_typed(override, key, value):
     ("optim.scheduler={name: plateau, factor: -1}", "factor must be a positive number"),
     ("model.init={uniform: abc}", "model.init: uniform must be a number >= 0"),
     ("model.init={recurrent: ortho}", "model.init: recurrent must be orthogonal or default"),
+    ("model.init={embedding_std: 0}", "model.init: embedding_std must be a positive number"),
     # Lightning's counting arguments: refused before any training (Lightning divides by a
     # zero check_val_every_n_epoch at the first epoch's end, and others raise tracebacks)
     ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be an "

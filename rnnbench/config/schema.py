@@ -107,10 +107,12 @@ def init_options(value: Any) -> str | None:
     problem = options_among(*INIT_OPTIONS)(value)
     if problem or value is None:
         return problem
-    for key in ("uniform", "embedding_std"):
-        v = value.get(key)
-        if v is not None and v is not False and not (_number(v) and v >= 0):
-            return f"{key} must be a number >= 0"
+    v = value.get("uniform")  # 0, false or null: off
+    if v is not None and v is not False and not (_number(v) and v >= 0):
+        return "uniform must be a number >= 0"
+    v = value.get("embedding_std")
+    if v is not None and not (_number(v) and v > 0):
+        return "embedding_std must be a positive number (the book uses 0.01)"
     if value.get("forget_bias") is not None and not _number(value["forget_bias"]):
         return "forget_bias must be a number"
     if value.get("recurrent") not in (None, "default", "orthogonal"):

@@ -99,6 +99,12 @@ class VariantStatus:
     def best(self) -> float | None:
         return None if self.search.best is None else float(self.search.best.value)
 
+    def left(self, kind: str) -> int:
+        """Runs of ``kind`` (search or final) this variant still needs."""
+        done, want = ((self.search.done, self.budget) if kind == SEARCH
+                      else (self.final.done, self.seeds))
+        return max(0, want - done)
+
 
 @dataclass
 class StudyStatus:
@@ -112,8 +118,9 @@ class StudyStatus:
             wall time / K: the K shared it. A kind with no finished run is priced from its
             runs under way (time so far x max_epochs / last reported epoch; in
             ``projected``), else left out.
-        eta_s: Seconds of work left at those means (a kind with none yet takes the other's),
-            shared by the workers running now (``None`` before any run finished).
+        eta_s: Seconds of work left at those means (a kind with none takes the other's),
+            shared by the workers running now (``None`` while no run finished or reported
+            an epoch).
     """
 
     name: str
@@ -136,9 +143,7 @@ class StudyStatus:
     @property
     def kinds_left(self) -> list[str]:
         """``search`` and/or ``final``: the kinds of run some variant still needs."""
-        return [kind for kind in (SEARCH, FINAL)
-                if any((v.budget - v.search.done if kind == SEARCH else v.seeds - v.final.done)
-                       > 0 for v in self.variants)]
+        return [kind for kind in (SEARCH, FINAL) if any(v.left(kind) for v in self.variants)]
 
     @property
     def pace(self) -> str:
@@ -173,9 +178,8 @@ class StudyStatus:
         if not self.mean_s or self.state == "done":
             return None
         fallback = next(iter(self.mean_s.values()))
-        work = sum(max(0, v.budget - v.search.done) * self.mean_s.get(SEARCH, fallback)
-                   + max(0, v.seeds - v.final.done) * self.mean_s.get(FINAL, fallback)
-                   for v in self.variants)
+        work = sum(v.left(kind) * self.mean_s.get(kind, fallback)
+                   for v in self.variants for kind in (SEARCH, FINAL))
         return work / max(1, self.workers)
 
     @property
