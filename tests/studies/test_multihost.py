@@ -28,11 +28,14 @@ from .conftest import ROOT, TINY
 from .netns import Network, PgCluster, why_not
 
 # Trials of several seconds even on a quiet machine (2 epochs ran in ~1 s there, and the
-# kill step found no trial to kill), so that every fault lands mid-trial; a heartbeat each
+# kill step found no trial to kill), so that every fault lands mid-trial; no pruner, as a
+# trial pruned after its first epoch lasts under a second (CI ran out of trials long enough
+# to cut before the last fault step found one); a heartbeat each
 # second and a trial declared lost after 10 s of silence; retries enough that a slow
 # machine's false alarm cannot use a real loss's retry up.
 STUDY = ["data.limit_pieces=40", "trainer.max_epochs=6", "trainer.limit_val_batches=null",
          "study.variants=[lstm, gru]", "study.trials_per_variant=3", "study.seeds=0",
+         "study.pruner.name=none",
          "study.heartbeat_interval=1", "study.grace_period=10", "study.retries=3"]
 START = re.compile(r"\] start (\S+) (trial|final seed \d+) #(\d+)$")
 
@@ -252,8 +255,8 @@ def test_three_hosts_keep_the_budget_through_a_killed_worker_and_cut_links(tmp_p
         assert lost, "the cut-off trial was never declared lost"
         return {"killed": (study, killed), "blip": blip, "cut": tuple(cut)}
 
-    # four trials per variant: enough left for another cut if one ends as the link goes down
-    out = _study(tmp_path, faults, trials=4)
+    # five trials per variant: enough left for another cut if one ends as the link goes down
+    out = _study(tmp_path, faults, trials=5)
     by_study, every = out["by_study"], out["every"]
     study, killed = out["hit"]["killed"]
     # Lost by its silent heartbeat (another host's pid is not ours to probe), then run again
