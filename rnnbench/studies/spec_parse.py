@@ -296,8 +296,9 @@ def parse_study(
         source=source,
         paper=_parse_paper(raw.get("paper")),
         baselines=_parse_baselines(raw.get("baselines"), names),
-        population=_parse_counts(raw.get("population", 1), names, "population", auto=True),
-        final_population=_parse_counts(raw.get("final_population", 1), names,
+        population=_parse_counts(raw.get("population", 1), names, registered, "population",
+                                 auto=True),
+        final_population=_parse_counts(raw.get("final_population", 1), names, registered,
                                        "final_population", auto=False),
     )
     if spec.grace_period <= spec.heartbeat_interval:
@@ -325,9 +326,17 @@ def parse_study(
     return spec
 
 
-def _parse_counts(raw: Any, names: set[str], key: str, auto: bool) -> Any:
+def _parse_counts(raw: Any, names: set[str], registered: set[str], key: str,
+                  auto: bool) -> Any:
     """``study.population`` (``auto`` allowed) or ``final_population``: trials of one variant
-    trained together as one batched model, for every variant or as ``{variant: count}``."""
+    trained together as one batched model, for every variant or as ``{variant: count}``.
+
+    As with ``study.overrides``, an entry for a registered cell this run leaves out (a
+    preset's variants narrowed on the command line) is set aside; any other name is a typo.
+    """
+    if isinstance(raw, Mapping):
+        raw = {k: v for k, v in raw.items()
+               if k in names or str(k).split("-")[0] not in registered}
     given = raw if isinstance(raw, Mapping) else dict.fromkeys(names, raw)
     if any(k not in names for k in given) or not all(
             (auto and v == "auto") or (type(v) is int and v >= 1) for v in given.values()):

@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 from rnnbench.config import ConfigError
 from rnnbench.studies.ledger import StudyRun
 from rnnbench.studies.pool import preflight
+from rnnbench.studies.spec import StudySpec
 from rnnbench.studies.trials import SEARCH
 from rnnbench.studies.worker import Worker
 
@@ -81,6 +82,19 @@ def test_population_must_be_a_positive_count_or_auto(tiny):
     for bad in ("{lstmm: 2}", "{gru: 0}", "{gru: true}"):
         with pytest.raises(ConfigError, match="study.population must be"):
             tiny(f"study.population={bad}")
+
+
+def test_a_preset_narrowed_on_the_command_line_sets_its_other_cells_populations_aside(tiny):
+    # bai2018_adding maps rnn_tanh and gru to populations; running it for the LSTM alone
+    # (study.variants=[lstm]) must not need the mappings rewritten, as with study.overrides.
+    spec = tiny("study.variants=[lstm]", "study.population={rnn_tanh: 3, gru: 3}",
+                "study.final_population={rnn_tanh: 5, gru: 5, lstm: 2}")
+    assert spec.population == {} and spec.final_population == {"lstm": 2}
+    assert StudySpec.from_dict(spec.to_dict()).population == {}
+    # a name that is no registered cell is still a typo
+    for key in ("population", "final_population"):
+        with pytest.raises(ConfigError, match=f"study.{key} must be"):
+            tiny("study.variants=[lstm]", f"study.{key}={{lstmm: 2}}")
 
 
 def test_population_per_variant_trains_only_the_named_variants_together(tiny, tmp_path):
