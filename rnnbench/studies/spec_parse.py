@@ -7,7 +7,7 @@ the parse produces live in :mod:`rnnbench.studies.spec`, which re-exports these 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,9 @@ def parse_study(
                 f"study.overrides names unknown cell or variant {key!r}; the variants are "
                 f"{', '.join(sorted(names))} (cells: {', '.join(sorted(cells))})"
             )
+    def left_out(key: Any) -> bool:
+        return _left_out(str(key), cells, registered)
+
     over = sizes_as_overrides(sizes, over, variants, model, space)  # per-variant hidden sizes
     sampler = _named_options(raw.get("sampler"), "sampler", SAMPLERS, "tpe")
     sampler.setdefault("seed", int(cfg.get("seed", 0) or 0))
@@ -296,9 +299,9 @@ def parse_study(
         source=source,
         paper=_parse_paper(raw.get("paper")),
         baselines=_parse_baselines(raw.get("baselines"), names),
-        population=_parse_counts(raw.get("population", 1), names, registered, "population",
+        population=_parse_counts(raw.get("population", 1), names, left_out, "population",
                                  auto=True),
-        final_population=_parse_counts(raw.get("final_population", 1), names, registered,
+        final_population=_parse_counts(raw.get("final_population", 1), names, left_out,
                                        "final_population", auto=False),
     )
     if spec.grace_period <= spec.heartbeat_interval:
@@ -326,17 +329,25 @@ def parse_study(
     return spec
 
 
-def _parse_counts(raw: Any, names: set[str], registered: set[str], key: str,
+def _left_out(key: str, cells: set[str], registered: set[str]) -> bool:
+    """Whether ``key`` (a variant name) names a registered cell this run does not compare at
+    all: a preset's cells narrowed on the command line leave such entries in its population
+    mappings, set aside then, not typos. (A key naming a run cell at another depth or
+    direction, ``lstm-l2`` in a one-layer study, stays an error: it may be meant.)"""
+    cell = key.split("-")[0]
+    return cell in registered and cell not in cells
+
+
+def _parse_counts(raw: Any, names: set[str], left_out: Callable[[Any], bool], key: str,
                   auto: bool) -> Any:
     """``study.population`` (``auto`` allowed) or ``final_population``: trials of one variant
     trained together as one batched model, for every variant or as ``{variant: count}``.
 
-    As with ``study.overrides``, an entry for a registered cell this run leaves out (a
-    preset's variants narrowed on the command line) is set aside; any other name is a typo.
+    Entries for cells the run leaves out (``left_out``) are set aside, as ``study.overrides``
+    entries are; any other name that is no variant of the run is a typo.
     """
     if isinstance(raw, Mapping):
-        raw = {k: v for k, v in raw.items()
-               if k in names or str(k).split("-")[0] not in registered}
+        raw = {k: v for k, v in raw.items() if k in names or not left_out(k)}
     given = raw if isinstance(raw, Mapping) else dict.fromkeys(names, raw)
     if any(k not in names for k in given) or not all(
             (auto and v == "auto") or (type(v) is int and v >= 1) for v in given.values()):

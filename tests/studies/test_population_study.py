@@ -91,10 +91,12 @@ def test_a_preset_narrowed_on_the_command_line_sets_its_other_cells_populations_
                 "study.final_population={rnn_tanh: 5, gru: 5, lstm: 2}")
     assert spec.population == {} and spec.final_population == {"lstm": 2}
     assert StudySpec.from_dict(spec.to_dict()).population == {}
-    # a name that is no registered cell is still a typo
+    # a name that is no registered cell is still a typo, and so is a run cell at a depth the
+    # run does not have (it may be meant for the one-layer LSTM)
     for key in ("population", "final_population"):
-        with pytest.raises(ConfigError, match=f"study.{key} must be"):
-            tiny("study.variants=[lstm]", f"study.{key}={{lstmm: 2}}")
+        for bad in ("{lstmm: 2}", "{lstm-l2: 2}"):
+            with pytest.raises(ConfigError, match=f"study.{key} must be"):
+                tiny("study.variants=[lstm]", f"study.{key}={bad}")
 
 
 def test_population_per_variant_trains_only_the_named_variants_together(tiny, tmp_path):
